@@ -1,0 +1,3 @@
+fn main() {
+    println!("{}", sign_action::signing_agent());
+}

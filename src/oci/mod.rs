@@ -1,0 +1,143 @@
+//! OCI: references, descriptors and manifests, and the two artifact stores a signature can
+//! live in — a registry (distribution-spec 1.1) and an OCI image layout on disk.
+
+pub mod layout;
+pub mod manifest;
+pub mod reference;
+pub mod registry;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use manifest::{ManifestForm, SIGNATURE_ARTIFACT_TYPE};
+pub use reference::{Reference, ReferenceError};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Size bounds for what we read (digest §1).
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+pub const MAX_ENVELOPE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// An OCI content descriptor. Field order is the serialisation order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+}
+
+impl Descriptor {
+    pub fn new(media_type: impl Into<String>, digest: impl Into<String>, size: u64) -> Self {
+        Descriptor {
+            media_type: media_type.into(),
+            digest: digest.into(),
+            size,
+            annotations: None,
+            artifact_type: None,
+        }
+    }
+
+    /// Descriptor of `bytes` with a sha256 digest.
+    pub fn of_bytes(media_type: impl Into<String>, bytes: &[u8]) -> Self {
+        Descriptor::new(
+            media_type,
+            format!("sha256:{}", crate::crypto::sha256_hex(bytes)),
+            bytes.len() as u64,
+        )
+    }
+}
+
+/// Where a signature was stored, as reported to the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Storage {
+    /// The registry processed `subject` (answered `OCI-Subject`): found by the Referrers API.
+    ReferrersApi,
+    /// We maintained the `sha256-<hex>` referrers tag schema index.
+    TagSchema,
+    /// Stored in an OCI image layout on disk.
+    OciLayout,
+}
+
+impl Storage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Storage::ReferrersApi => "referrers-api",
+            Storage::TagSchema => "tag-schema",
+            Storage::OciLayout => "oci-layout",
+        }
+    }
+}
+
+/// A signature manifest that was pushed.
+#[derive(Debug, Clone)]
+pub struct PushedSignature {
+    pub manifest: Descriptor,
+    pub storage: Storage,
+}
+
+/// Errors from either store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error("{0}")]
+    Registry(#[from] registry::RegistryError),
+    #[error("{0}")]
+    Layout(#[from] layout::LayoutError),
+    #[error("invalid manifest: {0}")]
+    Manifest(String),
+}
+
+/// A place artifacts and their signatures live.
+#[async_trait]
+pub trait ArtifactStore: Send + Sync {
+    /// Resolve a reference to the exact descriptor (mediaType, digest, size) of its manifest.
+    /// A tag is resolved to a digest; when both are given the digest wins and must match.
+    async fn resolve(&self, reference: &Reference) -> Result<Descriptor, StoreError>;
+
+    /// Push the envelope as a signature of `subject` (blobs, then manifest, then the referrers
+    /// tag schema index when needed).
+    async fn push_signature(
+        &self,
+        reference: &Reference,
+        subject: &Descriptor,
+        envelope_media_type: &str,
+        envelope: &[u8],
+        annotations: BTreeMap<String, String>,
+        form: ManifestForm,
+    ) -> Result<PushedSignature, StoreError>;
+
+    /// Descriptors of Notary signature manifests that refer to `subject`, in discovery order.
+    async fn list_signatures(
+        &self,
+        reference: &Reference,
+        subject: &Descriptor,
+    ) -> Result<Vec<Descriptor>, StoreError>;
+
+    /// A manifest's bytes, checked against the descriptor's digest and size (≤ 4 MiB).
+    async fn fetch_manifest(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+    ) -> Result<Vec<u8>, StoreError>;
+
+    /// A blob's bytes, checked against digest and size, refused above `max_bytes`.
+    async fn fetch_blob(
+        &self,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, StoreError>;
+}
