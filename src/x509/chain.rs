@@ -175,10 +175,10 @@ fn format_time(t: SystemTime) -> String {
 
 /// The single extension with `oid`, if present; a repeated extension is an error (RFC 5280
 /// forbids it and Go refuses such certificates).
-fn extension<'a>(
-    cert: &'a Certificate,
+fn extension(
+    cert: &Certificate,
     oid: ObjectIdentifier,
-) -> Result<Option<&'a x509_cert::ext::Extension>, String> {
+) -> Result<Option<&x509_cert::ext::Extension>, String> {
     let mut found = None;
     for ext in cert
         .parsed
@@ -379,10 +379,35 @@ fn verify_signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), Link
         .as_ref()
         .and_then(|p| p.decode_as().ok());
 
+    if key_oid == OID_RSA_KEY {
+        match rsa_modulus_bits(key) {
+            Some(bits) if bits >= 2048 => {}
+            Some(bits) => return Err(LinkError::Refused(format!(
+                "the key that signed this certificate is RSA-{bits}; at least RSA-2048 is required"
+            ))),
+            None => {
+                return Err(LinkError::Refused(
+                    "the issuer's RSA key is malformed".into(),
+                ))
+            }
+        }
+    }
     let alg = signature_algorithm(&raw.algorithm, key_oid, curve)?;
     UnparsedPublicKey::new(alg, key)
         .verify(&tbs, signature)
         .map_err(|_| LinkError::BadSignature)
+}
+
+/// Bit length of the modulus of a DER PKCS#1 RSAPublicKey.
+fn rsa_modulus_bits(pkcs1: &[u8]) -> Option<usize> {
+    #[derive(der::Sequence)]
+    struct RsaPublicKey<'a> {
+        modulus: der::asn1::UintRef<'a>,
+        _exponent: der::asn1::UintRef<'a>,
+    }
+    let bytes = RsaPublicKey::from_der(pkcs1).ok()?.modulus.as_bytes();
+    let first = *bytes.first()?;
+    Some(bytes.len() * 8 - first.leading_zeros() as usize)
 }
 
 fn signature_algorithm(
