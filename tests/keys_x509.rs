@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use sign_action::crypto::{verify_signature, KeyError, KeySpec, LocalSigner, Signer};
-use sign_action::x509::chain::is_ca;
 use sign_action::x509::{
-    parse_certificates, validate_chain, Certificate, ChainError, ChainPurpose,
+    is_ca, is_self_signed, parse_certificates, validate_chain, Certificate, ChainError,
+    ChainPurpose,
 };
 
 const OPENSSL_CNF: &str = r#"
@@ -684,6 +684,7 @@ fn valid_three_certificate_chain() {
     validate_chain(&chain, ChainPurpose::CodeSigning, now()).unwrap();
     validate_chain(&chain, ChainPurpose::CodeSigning, None).unwrap();
     assert!(is_ca(&chain[1]) && is_ca(&chain[2]) && !is_ca(&chain[0]));
+    assert!(is_self_signed(&chain[2]) && !is_self_signed(&chain[1]) && !is_self_signed(&chain[0]));
     // RSASSA-PSS signed link, salt = hash length.
     let chain = certs(d, &["leaf_pss.crt", "root.crt"]);
     validate_chain(&chain, ChainPurpose::CodeSigning, now()).unwrap();

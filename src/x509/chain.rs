@@ -127,11 +127,11 @@ pub fn validate_chain(
                 LinkError::Refused(reason) => fail(index, reason),
             })?;
         } else {
-            if cert.is_self_issued() && verify_signed_by(cert, cert).is_ok() {
+            if is_self_signed(cert) {
                 let role = if index == 0 { "leaf" } else { "intermediate" };
                 return Err(fail(
                     index,
-                    format!("the {role} certificate is self-signed; only the last certificate of a chain may be self-signed"),
+                    format!("the {role} certificate is self-signed; only the last certificate of a chain may be self-signed (give the chain leaf first, root last)"),
                 ));
             }
             let issuer = &chain[index + 1];
@@ -165,6 +165,12 @@ pub fn validate_chain(
 /// certificates, or self-signed ones, as anchors).
 pub fn is_ca(cert: &Certificate) -> bool {
     matches!(basic_constraints(cert), Ok(Some((bc, _))) if bc.ca)
+}
+
+/// Whether the certificate is self-issued and its signature verifies with its own key (what
+/// notation calls self-signed; a trust store accepts such certificates as anchors).
+pub fn is_self_signed(cert: &Certificate) -> bool {
+    cert.is_self_issued() && verify_signed_by(cert, cert).is_ok()
 }
 
 fn format_time(t: SystemTime) -> String {
@@ -382,9 +388,11 @@ fn verify_signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), Link
     if key_oid == OID_RSA_KEY {
         match rsa_modulus_bits(key) {
             Some(bits) if bits >= 2048 => {}
-            Some(bits) => return Err(LinkError::Refused(format!(
+            Some(bits) => {
+                return Err(LinkError::Refused(format!(
                 "the key that signed this certificate is RSA-{bits}; at least RSA-2048 is required"
-            ))),
+            )))
+            }
             None => {
                 return Err(LinkError::Refused(
                     "the issuer's RSA key is malformed".into(),

@@ -314,21 +314,65 @@ mod tests {
 
     #[test]
     fn unknown_attributes_print_as_hex_and_last() {
-        // emailAddress "a@b.c" (IA5 in the certificate) is re-encoded by Go as UTF8String
-        // because '@' is not printable.
-        let name = Name::from_str("CN=x,emailAddress=a@b.c,C=US").unwrap_or_else(|_| {
-            // Older x509-cert spell it differently; build it from the OID.
-            Name::from_str("CN=x,1.2.840.113549.1.9.1=a@b.c,C=US").unwrap()
-        });
-        let s = name_to_string(&name);
-        assert_eq!(
-            s,
-            "CN=x,C=US,1.2.840.113549.1.9.1=#0c05614062 2e63".replace(' ', "")
-        );
+        // emailAddress "a@b.c": Go re-encodes the decoded string as UTF8String (0x0c)
+        // because '@' is not printable, whatever the certificate used.
+        let s = render("CN=x,1.2.840.113549.1.9.1=a@b.c,C=US");
+        assert_eq!(s, "CN=x,C=US,1.2.840.113549.1.9.1=#0c056140622e63");
+        // Several unknown attributes keep their relative order, reversed like the rest.
+        let s = render("2.5.4.12=Boss,CN=x,1.2.3.4=abc");
+        assert_eq!(s, "CN=x,2.5.4.12=#1304426f7373,1.2.3.4=#1303616263");
         assert_eq!(go_marshal_string("abc"), vec![0x13, 3, b'a', b'b', b'c']);
         assert_eq!(go_marshal_string("a*"), vec![0x0c, 2, b'a', b'*']);
         let long = "x".repeat(200);
         assert_eq!(&go_marshal_string(&long)[..3], &[0x13, 0x81, 200]);
+    }
+
+    #[test]
+    fn openssl_made_name_with_email_and_two_units() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "k.pem",
+        ]);
+        run(&[
+            "req",
+            "-new",
+            "-x509",
+            "-key",
+            "k.pem",
+            "-days",
+            "1",
+            "-out",
+            "c.pem",
+            "-subj",
+            "/C=US/ST=WA/O=Acme, Inc./OU=b/OU=a/CN=#build <bot>/emailAddress=ci@acme.io",
+        ]);
+        let pem = std::fs::read(dir.path().join("c.pem")).unwrap();
+        let cert = &crate::x509::parse_certificates(&pem, "c.pem").unwrap()[0];
+        assert_eq!(
+            cert.subject(),
+            format!(
+                r"CN=\#build \<bot\>,OU=b+OU=a,O=Acme\, Inc.,ST=WA,C=US,1.2.840.113549.1.9.1=#0c0a{}",
+                hex::encode("ci@acme.io")
+            )
+        );
     }
 
     #[test]

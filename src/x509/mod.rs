@@ -10,7 +10,7 @@
 pub mod chain;
 pub mod dn;
 
-pub use chain::{validate_chain, ChainError, ChainPurpose};
+pub use chain::{is_ca, is_self_signed, validate_chain, ChainError, ChainPurpose};
 
 use std::time::SystemTime;
 
