@@ -119,18 +119,7 @@ pub fn generate_test_certificate(name: &str, dir: &Path) -> Result<TestCertifica
     write_new(&cert_path, cert_pem.as_bytes(), 0o644)?;
     std::fs::create_dir_all(&store_dir).map_err(|source| io(&store_dir, source))?;
     write_new(&trust_store_cert_path, cert_pem.as_bytes(), 0o644)?;
-    let policy = serde_json::json!({
-        "version": "1.0",
-        "trustPolicies": [{
-            "name": name,
-            "registryScopes": ["*"],
-            "signatureVerification": {"level": "strict"},
-            "trustStores": [format!("ca:{name}")],
-            "trustedIdentities": ["*"],
-        }]
-    });
-    let policy_text = serde_json::to_string_pretty(&policy)
-        .map_err(|e| TestCertError::Generate(e.to_string()))?;
+    let policy_text = trust_policy_json(name)?;
     write_new(
         &trust_policy_path,
         format!("{policy_text}\n").as_bytes(),
@@ -146,6 +135,40 @@ pub fn generate_test_certificate(name: &str, dir: &Path) -> Result<TestCertifica
         subject: parsed.subject(),
         sha256_fingerprint: parsed.sha256_fingerprint(),
     })
+}
+
+/// The trust policy document, fields in the order notation's documentation shows them.
+fn trust_policy_json(name: &str) -> Result<String, TestCertError> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Document<'a> {
+        version: &'a str,
+        trust_policies: [Statement<'a>; 1],
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Statement<'a> {
+        name: &'a str,
+        registry_scopes: [&'a str; 1],
+        signature_verification: Verification<'a>,
+        trust_stores: [String; 1],
+        trusted_identities: [&'a str; 1],
+    }
+    #[derive(serde::Serialize)]
+    struct Verification<'a> {
+        level: &'a str,
+    }
+    let doc = Document {
+        version: "1.0",
+        trust_policies: [Statement {
+            name,
+            registry_scopes: ["*"],
+            signature_verification: Verification { level: "strict" },
+            trust_stores: [format!("ca:{name}")],
+            trusted_identities: ["*"],
+        }],
+    };
+    serde_json::to_string_pretty(&doc).map_err(|e| TestCertError::Generate(e.to_string()))
 }
 
 /// A positive 128-bit serial number (RFC 5280 allows up to 20 octets).
@@ -241,8 +264,9 @@ mod tests {
             out.trust_store_cert_path,
             dir.path().join("truststore/x509/ca/demo-1/demo-1.crt")
         );
-        let policy: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&out.trust_policy_path).unwrap()).unwrap();
+        let policy_text = std::fs::read_to_string(&out.trust_policy_path).unwrap();
+        assert!(policy_text.find("\"version\"") < policy_text.find("\"trustPolicies\""));
+        let policy: serde_json::Value = serde_json::from_str(&policy_text).unwrap();
         assert_eq!(policy["version"], "1.0");
         let stmt = &policy["trustPolicies"][0];
         assert_eq!(stmt["name"], "demo-1");
