@@ -98,6 +98,55 @@ pub enum StoreError {
     Layout(#[from] layout::LayoutError),
     #[error("invalid manifest: {0}")]
     Manifest(String),
+    #[error("{0}")]
+    Content(#[from] ContentError),
+}
+
+/// Fetched content that does not match the descriptor it was fetched by.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContentError {
+    #[error("content {digest} has {actual} bytes but its descriptor says {expected}: refusing it")]
+    SizeMismatch {
+        digest: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("content fetched as {expected} hashes to {actual}: refusing it (tampered or corrupt)")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("{0}")]
+    BadDigest(String),
+}
+
+/// The digest of `bytes` with the algorithm named in `like` (`sha256:…`, `sha384:…`, `sha512:…`).
+pub fn digest_like(like: &str, bytes: &[u8]) -> Result<String, ContentError> {
+    reference::validate_digest(like).map_err(ContentError::BadDigest)?;
+    let (alg, _) = like.split_once(':').unwrap_or(("sha256", ""));
+    let hash = match alg {
+        "sha384" => crate::crypto::HashAlgorithm::Sha384,
+        "sha512" => crate::crypto::HashAlgorithm::Sha512,
+        _ => crate::crypto::HashAlgorithm::Sha256,
+    };
+    Ok(format!("{alg}:{}", hex::encode(hash.digest(bytes))))
+}
+
+/// Check `bytes` against the descriptor's size and digest.
+pub fn verify_content(descriptor: &Descriptor, bytes: &[u8]) -> Result<(), ContentError> {
+    if bytes.len() as u64 != descriptor.size {
+        return Err(ContentError::SizeMismatch {
+            digest: descriptor.digest.clone(),
+            expected: descriptor.size,
+            actual: bytes.len() as u64,
+        });
+    }
+    let actual = digest_like(&descriptor.digest, bytes)?;
+    if actual != descriptor.digest {
+        return Err(ContentError::DigestMismatch {
+            expected: descriptor.digest.clone(),
+            actual,
+        });
+    }
+    Ok(())
 }
 
 /// A place artifacts and their signatures live.

@@ -76,7 +76,10 @@ impl Reference {
             validate_tag(t).map_err(|r| invalid(s, r))?;
         }
         if name.is_empty() {
-            return Err(invalid(s, "unknown reference syntax: the repository name is missing"));
+            return Err(invalid(
+                s,
+                "unknown reference syntax: the repository name is missing",
+            ));
         }
         let (registry, repository) = match name.split_once('/') {
             Some((first, rest))
@@ -316,11 +319,17 @@ mod tests {
         assert_eq!(r.digest.as_deref(), Some(D));
         assert_eq!(r.target(), Some(D));
         assert_eq!(r.to_string(), format!("127.0.0.1:5000/team/app:v1@{D}"));
-        assert_eq!(r.fully_qualified_without_digest(), "127.0.0.1:5000/team/app");
+        assert_eq!(
+            r.fully_qualified_without_digest(),
+            "127.0.0.1:5000/team/app"
+        );
         let r = p("localhost/app");
         assert_eq!(r.registry, "localhost");
         let r = p("localhost:5000/app");
-        assert_eq!((r.registry.as_str(), r.tag.as_deref()), ("localhost:5000", None));
+        assert_eq!(
+            (r.registry.as_str(), r.tag.as_deref()),
+            ("localhost:5000", None)
+        );
         let r = p("[::1]:5000/app:x");
         assert_eq!(r.registry, "[::1]:5000");
         assert_eq!(p("ghcr.io/o/r/s:latest").repository, "o/r/s");
@@ -344,7 +353,10 @@ mod tests {
             ("ghcr.io/app@sha256:abc", "64"),
             (&format!("ghcr.io/app@SHA256:{}", &D[7..]), "algorithm"),
             (&format!("ghcr.io/app@md5:{}", &D[7..]), "algorithm"),
-            (&format!("ghcr.io/app@sha256:{}", D[7..].to_uppercase()), "lowercase"),
+            (
+                &format!("ghcr.io/app@sha256:{}", D[7..].to_uppercase()),
+                "lowercase",
+            ),
             ("https://ghcr.io/app", "scheme"),
             ("ghcr.io/app name", "whitespace"),
             ("ghcr.io//app", "component"),
