@@ -1,0 +1,735 @@
+//! Registry client and OCI layout store against the real `docker-registry` and the notation
+//! layout vectors. What the registry stores is read back over raw HTTP, not through our client.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use sign_action::oci::layout::{resolve_layout_reference, OciLayoutStore};
+use sign_action::oci::manifest::{
+    CREATED_ANNOTATION, EMPTY_CONFIG_DIGEST, EMPTY_CONFIG_MEDIA_TYPE, THUMBPRINT_ANNOTATION,
+};
+use sign_action::oci::registry::{RegistryClient, RegistryOptions};
+use sign_action::oci::{
+    ArtifactStore, Descriptor, ManifestForm, Reference, Storage, MAX_ENVELOPE_BYTES, OCI_INDEX,
+    OCI_MANIFEST, SIGNATURE_ARTIFACT_TYPE,
+};
+use support::{push_test_image, random_hex, Registry, RegistryConfig};
+
+const JWS: &str = "application/jose+json";
+const SUBJECT_V1: &str = "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9";
+
+fn fake_envelope() -> Vec<u8> {
+    format!(
+        r#"{{"payload":"{}","protected":"e30","signature":"AA"}}"#,
+        random_hex(24)
+    )
+    .into_bytes()
+}
+
+fn annotations(thumb: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (THUMBPRINT_ANNOTATION.to_string(), format!("[\"{thumb}\"]")),
+        (
+            CREATED_ANNOTATION.to_string(),
+            "2026-11-28T09:00:00Z".to_string(),
+        ),
+    ])
+}
+
+fn reference(reg: &Registry, repo: &str, tag: &str) -> Reference {
+    Reference::parse(&format!("{}/{repo}:{tag}", reg.host)).unwrap()
+}
+
+fn tag_of(digest: &str) -> String {
+    digest.replacen(':', "-", 1)
+}
+
+async fn raw_json(reg: &Registry, path: &str, accept: &str) -> (u16, Value) {
+    let (status, _, body) = reg.raw_get(path, accept).await;
+    let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    (status, v)
+}
+
+#[tokio::test]
+async fn resolve_tag_and_digest() {
+    let reg = Registry::start(RegistryConfig::default());
+    let client = reg.client();
+    let a = push_test_image(&client, &reg.host, "app", "v1").await;
+    let b = push_test_image(&client, &reg.host, "app", "v2").await;
+    assert_ne!(a.digest, b.digest);
+
+    let got = client.resolve(&reference(&reg, "app", "v1")).await.unwrap();
+    assert_eq!(got, a);
+    let by_digest = Reference::parse(&format!("{}/app@{}", reg.host, b.digest)).unwrap();
+    assert_eq!(client.resolve(&by_digest).await.unwrap(), b);
+    // Tag and digest: the digest wins.
+    let both = Reference::parse(&format!("{}/app:v1@{}", reg.host, b.digest)).unwrap();
+    assert_eq!(client.resolve(&both).await.unwrap(), b);
+    // One HEAD each for a registry that answers with digest, type and length.
+    let fresh = reg.client();
+    fresh.resolve(&reference(&reg, "app", "v1")).await.unwrap();
+    assert_eq!(fresh.request_count(), 1);
+}
+
+#[tokio::test]
+async fn unknown_digest_and_tag_are_clear_errors() {
+    let reg = Registry::start(RegistryConfig::default());
+    let client = reg.client();
+    push_test_image(&client, &reg.host, "app", "v1").await;
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let r = Reference::parse(&format!("{}/app@{missing}", reg.host)).unwrap();
+    let e = client.resolve(&r).await.unwrap_err().to_string();
+    assert!(e.contains("not found") && e.contains(&missing), "{e}");
+    let e = client
+        .resolve(&reference(&reg, "app", "nope"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("manifest nope") && e.contains("not found"),
+        "{e}"
+    );
+    let e = client
+        .fetch_blob(&r, &Descriptor::new(JWS, missing.clone(), 5), 10)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not found") && e.contains(&missing), "{e}");
+}
+
+/// Push in `form` and check every field of the stored manifest, blobs and tag index.
+async fn push_and_check_form(form: ManifestForm) {
+    let reg = Registry::start(RegistryConfig::default());
+    let client = reg.client();
+    let subject = push_test_image(&client, &reg.host, "signed", "v1").await;
+    let r = reference(&reg, "signed", "v1");
+    let envelope = fake_envelope();
+    let thumb = random_hex(32);
+    let pushed = client
+        .push_signature(&r, &subject, JWS, &envelope, annotations(&thumb), form)
+        .await
+        .unwrap();
+    assert_eq!(pushed.storage, Storage::TagSchema);
+    assert_eq!(pushed.manifest.media_type, OCI_MANIFEST);
+
+    let (status, headers, bytes) = reg
+        .raw_get(
+            &format!("/v2/signed/manifests/{}", pushed.manifest.digest),
+            OCI_MANIFEST,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], OCI_MANIFEST);
+    assert_eq!(bytes.len() as u64, pushed.manifest.size);
+    assert_eq!(
+        format!("sha256:{}", sign_action::crypto::sha256_hex(&bytes)),
+        pushed.manifest.digest
+    );
+    let m: Value = serde_json::from_slice(&bytes).unwrap();
+    let (config_type, artifact_type) = match form {
+        ManifestForm::Legacy => (SIGNATURE_ARTIFACT_TYPE, None),
+        ManifestForm::ArtifactType => (EMPTY_CONFIG_MEDIA_TYPE, Some(SIGNATURE_ARTIFACT_TYPE)),
+    };
+    let mut want = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": config_type, "digest": EMPTY_CONFIG_DIGEST, "size": 2},
+        "layers": [{
+            "mediaType": JWS,
+            "digest": format!("sha256:{}", sign_action::crypto::sha256_hex(&envelope)),
+            "size": envelope.len(),
+        }],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject.digest, "size": subject.size},
+        "annotations": {
+            THUMBPRINT_ANNOTATION: format!("[\"{thumb}\"]"),
+            CREATED_ANNOTATION: "2026-11-28T09:00:00Z",
+        },
+    });
+    if let Some(at) = artifact_type {
+        want["artifactType"] = json!(at);
+    }
+    assert_eq!(m, want);
+
+    // Both blobs exist in the repository, byte for byte.
+    let (s, _, config) = reg
+        .raw_get(&format!("/v2/signed/blobs/{EMPTY_CONFIG_DIGEST}"), "*/*")
+        .await;
+    assert_eq!((s, config.as_slice()), (200, b"{}".as_slice()));
+    let env_digest = m["layers"][0]["digest"].as_str().unwrap();
+    let (s, _, env) = reg
+        .raw_get(&format!("/v2/signed/blobs/{env_digest}"), "*/*")
+        .await;
+    assert_eq!((s, env), (200, envelope.clone()));
+
+    // The tag schema index lists the manifest with artifactType and all its annotations.
+    let (s, headers, idx) = reg
+        .raw_get(
+            &format!("/v2/signed/manifests/{}", tag_of(&subject.digest)),
+            OCI_INDEX,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(headers["content-type"], OCI_INDEX);
+    let idx: Value = serde_json::from_slice(&idx).unwrap();
+    assert_eq!(
+        idx,
+        json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [{
+                "mediaType": OCI_MANIFEST,
+                "digest": pushed.manifest.digest,
+                "size": pushed.manifest.size,
+                "annotations": want["annotations"],
+                "artifactType": SIGNATURE_ARTIFACT_TYPE,
+            }],
+        })
+    );
+
+    // Our own read path finds it and returns verified bytes.
+    let listed = client.list_signatures(&r, &subject).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].digest, pushed.manifest.digest);
+    assert_eq!(
+        listed[0].artifact_type.as_deref(),
+        Some(SIGNATURE_ARTIFACT_TYPE)
+    );
+    assert_eq!(
+        listed[0].annotations.as_ref().unwrap()[THUMBPRINT_ANNOTATION],
+        format!("[\"{thumb}\"]")
+    );
+    let mbytes = client.fetch_manifest(&r, &listed[0]).await.unwrap();
+    assert_eq!(mbytes, bytes);
+    let layer: Descriptor = serde_json::from_value(m["layers"][0].clone()).unwrap();
+    let got = client
+        .fetch_blob(&r, &layer, MAX_ENVELOPE_BYTES)
+        .await
+        .unwrap();
+    assert_eq!(got, envelope);
+}
+
+#[tokio::test]
+async fn push_signature_legacy_form() {
+    push_and_check_form(ManifestForm::Legacy).await;
+}
+
+#[tokio::test]
+async fn push_signature_artifact_type_form() {
+    push_and_check_form(ManifestForm::ArtifactType).await;
+}
+
+#[tokio::test]
+async fn second_push_merges_and_keeps_foreign_entries() {
+    let reg = Registry::start(RegistryConfig::default());
+    let client = reg.client();
+    let subject = push_test_image(&client, &reg.host, "merge", "v1").await;
+    // A foreign referrer (another tool's artifact) already listed in the tag schema index.
+    let foreign = push_test_image(&client, &reg.host, "merge", "other").await;
+    let foreign_entry = json!({
+        "mediaType": OCI_MANIFEST,
+        "digest": foreign.digest,
+        "size": foreign.size,
+        "artifactType": "application/vnd.example.sbom",
+        "annotations": {"x": "y"},
+    });
+    let pre = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [foreign_entry]});
+    let tag = tag_of(&subject.digest);
+    let status = reg
+        .raw_put(
+            &format!("/v2/merge/manifests/{tag}"),
+            OCI_INDEX,
+            serde_json::to_vec(&pre).unwrap(),
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let r = reference(&reg, "merge", "v1");
+    let env1 = fake_envelope();
+    let p1 = client
+        .push_signature(
+            &r,
+            &subject,
+            JWS,
+            &env1,
+            annotations("aa"),
+            ManifestForm::Legacy,
+        )
+        .await
+        .unwrap();
+    let p2 = client
+        .push_signature(
+            &r,
+            &subject,
+            JWS,
+            &fake_envelope(),
+            annotations("bb"),
+            ManifestForm::ArtifactType,
+        )
+        .await
+        .unwrap();
+    // Re-pushing identical content changes nothing.
+    let p1_again = client
+        .push_signature(
+            &r,
+            &subject,
+            JWS,
+            &env1,
+            annotations("aa"),
+            ManifestForm::Legacy,
+        )
+        .await
+        .unwrap();
+    assert_eq!(p1_again.manifest, p1.manifest);
+
+    let (s, idx) = raw_json(&reg, &format!("/v2/merge/manifests/{tag}"), OCI_INDEX).await;
+    assert_eq!(s, 200);
+    let entries = idx["manifests"].as_array().unwrap();
+    let digests: Vec<&str> = entries
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        digests,
+        [
+            foreign.digest.as_str(),
+            &p1.manifest.digest,
+            &p2.manifest.digest
+        ]
+    );
+    assert_eq!(entries[0], foreign_entry);
+    assert_eq!(entries[1]["artifactType"], SIGNATURE_ARTIFACT_TYPE);
+    assert_eq!(entries[2]["artifactType"], SIGNATURE_ARTIFACT_TYPE);
+    assert_eq!(entries[2]["annotations"][THUMBPRINT_ANNOTATION], "[\"bb\"]");
+
+    // Listing skips the foreign artifact and keeps index order.
+    let listed = client.list_signatures(&r, &subject).await.unwrap();
+    let listed: Vec<&str> = listed.iter().map(|d| d.digest.as_str()).collect();
+    assert_eq!(listed, [p1.manifest.digest.as_str(), &p2.manifest.digest]);
+
+    // A subject nobody signed has no signatures.
+    let other = push_test_image(&client, &reg.host, "merge", "unsigned").await;
+    assert!(client.list_signatures(&r, &other).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn blob_upload_is_skipped_when_present() {
+    let reg = Registry::start(RegistryConfig::default());
+    let setup = reg.client();
+    let subject = push_test_image(&setup, &reg.host, "skip", "v1").await;
+    let r = reference(&reg, "skip", "v1");
+    let envelope = fake_envelope();
+
+    // Fresh repository content: HEAD+POST+PUT for each of the two blobs, PUT manifest,
+    // GET index (404), PUT index, GET index to confirm.
+    let first = reg.client();
+    first
+        .push_signature(
+            &r,
+            &subject,
+            JWS,
+            &envelope,
+            annotations("aa"),
+            ManifestForm::Legacy,
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.request_count(), 10);
+
+    // Same blobs, new manifest (other annotations): only the two HEADs for blobs.
+    let second = reg.client();
+    second
+        .push_signature(
+            &r,
+            &subject,
+            JWS,
+            &envelope,
+            annotations("bb"),
+            ManifestForm::Legacy,
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.request_count(), 6);
+    assert_eq!(second.list_signatures(&r, &subject).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn basic_auth_with_htpasswd() {
+    let reg = Registry::start(RegistryConfig {
+        tls: false,
+        htpasswd: Some(("alice".into(), "s3cret-pass".into())),
+    });
+    let client = reg.client();
+    let subject = push_test_image(&client, &reg.host, "private", "v1").await;
+    let r = reference(&reg, "private", "v1");
+    assert_eq!(client.resolve(&r).await.unwrap(), subject);
+    client
+        .push_signature(
+            &r,
+            &subject,
+            JWS,
+            &fake_envelope(),
+            annotations("aa"),
+            ManifestForm::Legacy,
+        )
+        .await
+        .unwrap();
+    assert_eq!(client.list_signatures(&r, &subject).await.unwrap().len(), 1);
+
+    let mut anon = reg.options();
+    anon.credentials.clear();
+    let e = RegistryClient::new(anon)
+        .unwrap()
+        .resolve(&r)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("requires") && e.contains("username and password"),
+        "{e}"
+    );
+
+    let mut wrong = reg.options();
+    wrong.credentials.insert(
+        reg.host.clone(),
+        sign_action::oci::registry::Credential::Basic {
+            username: "alice".into(),
+            password: "wrong".into(),
+        },
+    );
+    let e = RegistryClient::new(wrong)
+        .unwrap()
+        .resolve(&r)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("refused our credentials"), "{e}");
+    assert!(
+        !e.contains("wrong"),
+        "error must not echo the password: {e}"
+    );
+}
+
+#[tokio::test]
+async fn docker_config_credentials_are_used() {
+    let reg = Registry::start(RegistryConfig {
+        tls: false,
+        htpasswd: Some(("bob".into(), "from-config".into())),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode("bob:from-config");
+    std::fs::write(
+        dir.path().join("config.json"),
+        json!({"auths": {reg.host.clone(): {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    // docker_credential reads DOCKER_CONFIG; this is the only test in this binary that sets it.
+    std::env::set_var("DOCKER_CONFIG", dir.path());
+    let mut o = reg.options();
+    o.credentials.clear();
+    o.use_docker_config = true;
+    let client = RegistryClient::new(o).unwrap();
+    let subject = push_test_image(&client, &reg.host, "viaconfig", "v1").await;
+    assert_eq!(
+        client
+            .resolve(&reference(&reg, "viaconfig", "v1"))
+            .await
+            .unwrap(),
+        subject
+    );
+}
+
+#[tokio::test]
+async fn tls_with_and_without_the_test_ca() {
+    let reg = Registry::start(RegistryConfig {
+        tls: true,
+        htpasswd: None,
+    });
+    assert!(reg.url.starts_with("https://"));
+    let client = reg.client();
+    let subject = push_test_image(&client, &reg.host, "tls", "v1").await;
+    let r = reference(&reg, "tls", "v1");
+    assert_eq!(client.resolve(&r).await.unwrap(), subject);
+
+    let mut no_ca = reg.options();
+    no_ca.extra_root_certs_pem.clear();
+    let e = RegistryClient::new(no_ca)
+        .unwrap()
+        .resolve(&r)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("cannot connect") && e.contains("certificate"),
+        "{e}"
+    );
+
+    // TLS registry asked for over plain HTTP: not a silent downgrade, an error.
+    let mut plain = reg.options();
+    plain.plain_http = true;
+    plain.extra_root_certs_pem.clear();
+    assert!(RegistryClient::new(plain)
+        .unwrap()
+        .resolve(&r)
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn plain_http_to_other_hosts_is_refused_before_connecting() {
+    let client = RegistryClient::new(RegistryOptions {
+        plain_http: true,
+        use_docker_config: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let r = Reference::parse("registry.example.invalid/app:v1").unwrap();
+    let e = client.resolve(&r).await.unwrap_err().to_string();
+    assert!(
+        e.contains("refusing plain HTTP to registry.example.invalid"),
+        "{e}"
+    );
+    let s = Descriptor::new(OCI_MANIFEST, SUBJECT_V1, 517);
+    let e = client
+        .list_signatures(&r, &s)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("refusing plain HTTP"), "{e}");
+    assert_eq!(client.request_count(), 0);
+}
+
+#[tokio::test]
+async fn registry_down_is_a_clear_error() {
+    let (host, opts) = {
+        let reg = Registry::start(RegistryConfig::default());
+        (reg.host.clone(), reg.options())
+    }; // dropped: killed and reaped
+    let mut opts = opts;
+    opts.retries = 1;
+    opts.backoff = std::time::Duration::from_millis(10);
+    let client = RegistryClient::new(opts).unwrap();
+    let r = Reference::parse(&format!("{host}/app:v1")).unwrap();
+    let e = client.resolve(&r).await.unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("cannot connect to registry {host}")),
+        "{e}"
+    );
+    assert_eq!(
+        client.request_count(),
+        2,
+        "one retry after the connection failure"
+    );
+}
+
+#[tokio::test]
+async fn fetch_checks_size_and_digest() {
+    let reg = Registry::start(RegistryConfig::default());
+    let client = reg.client();
+    let subject = push_test_image(&client, &reg.host, "fetch", "v1").await;
+    let r = reference(&reg, "fetch", "v1");
+    let env = fake_envelope();
+    let p = client
+        .push_signature(
+            &r,
+            &subject,
+            JWS,
+            &env,
+            annotations("aa"),
+            ManifestForm::Legacy,
+        )
+        .await
+        .unwrap();
+    let env_desc = Descriptor::of_bytes(JWS, &env);
+    // Too large for the caller's bound: refused before any request.
+    let before = client.request_count();
+    let e = client
+        .fetch_blob(&r, &env_desc, 10)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("limit"), "{e}");
+    assert_eq!(client.request_count(), before);
+    // A descriptor that understates the size: the body overruns it and is refused.
+    let mut short = env_desc.clone();
+    short.size -= 1;
+    let e = client
+        .fetch_blob(&r, &short, MAX_ENVELOPE_BYTES)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("limit"), "{e}");
+    // A descriptor that overstates it.
+    let mut long = p.manifest.clone();
+    long.size += 1;
+    let e = client
+        .fetch_manifest(&r, &long)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bytes but its descriptor says"), "{e}");
+}
+
+// ------------------------------------------------------------------ OCI layouts
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/oci-layouts")
+        .join(name)
+}
+
+fn layout_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    support::copy_dir(&fixture(name), &path);
+    (dir, path)
+}
+
+#[tokio::test]
+async fn layout_resolve_tag_and_digest() {
+    let (_d, path) = layout_copy("e2e-valid-signature");
+    let (store, r) = resolve_layout_reference(&format!("{}:v1", path.display())).unwrap();
+    let got = store.resolve(&r).await.unwrap();
+    assert_eq!(got, Descriptor::new(OCI_MANIFEST, SUBJECT_V1, 517));
+    let (store, r) = resolve_layout_reference(&format!("{}@{SUBJECT_V1}", path.display())).unwrap();
+    assert_eq!(store.resolve(&r).await.unwrap().digest, SUBJECT_V1);
+    let (store, r) = resolve_layout_reference(&format!("{}:v2", path.display())).unwrap();
+    let e = store.resolve(&r).await.unwrap_err().to_string();
+    assert!(e.contains("tag \"v2\" not found"), "{e}");
+    // A registry reference is not accepted by the layout store.
+    let e = store
+        .resolve(&Reference::parse("ghcr.io/a:v1").unwrap())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not an OCI layout reference"), "{e}");
+}
+
+#[tokio::test]
+async fn layout_lists_signatures_not_in_the_tag_index() {
+    let (_d, path) = layout_copy("e2e-valid-multiple-signatures");
+    let store = OciLayoutStore::open(&path).unwrap();
+    let (_, r) = resolve_layout_reference(&format!("{}:v1", path.display())).unwrap();
+    let subject = store.resolve(&r).await.unwrap();
+    let sigs = store.list_signatures(&r, &subject).await.unwrap();
+    let digests: Vec<&str> = sigs.iter().map(|d| d.digest.as_str()).collect();
+    // Tag schema index entry first, then the one only found by scanning.
+    assert_eq!(
+        digests,
+        [
+            "sha256:90ceaff260d657d797c408ac73564a9c7bb9d86055877c2a811f0e63b8c6524f",
+            "sha256:c3ebe4a20b6832328fc5078a7795ddc1114b896e13fca2add38109c3866b5fbf",
+        ]
+    );
+    for s in &sigs {
+        assert_eq!(s.artifact_type.as_deref(), Some(SIGNATURE_ARTIFACT_TYPE));
+        assert_eq!(s.size, 728);
+        let m = store.fetch_manifest(&r, s).await.unwrap();
+        let m: Value = serde_json::from_slice(&m).unwrap();
+        let layer: Descriptor = serde_json::from_value(m["layers"][0].clone()).unwrap();
+        let env = store
+            .fetch_blob(&r, &layer, MAX_ENVELOPE_BYTES)
+            .await
+            .unwrap();
+        assert_eq!(env.len() as u64, layer.size);
+    }
+}
+
+#[tokio::test]
+async fn layout_finds_artifact_type_form() {
+    let (_d, path) = layout_copy("e2e-valid-signature-artifacttype");
+    let (store, r) = resolve_layout_reference(&format!("{}:v1", path.display())).unwrap();
+    let subject = store.resolve(&r).await.unwrap();
+    let sigs = store.list_signatures(&r, &subject).await.unwrap();
+    assert_eq!(sigs.len(), 1);
+    assert_eq!(
+        sigs[0].digest,
+        "sha256:eb80d69be6bfd731bfeda36c8416ae5ea133780c5edfeb4f14b679ad151a9f76"
+    );
+}
+
+#[tokio::test]
+async fn layout_push_signature_like_notation() {
+    let (_d, path) = layout_copy("e2e-valid-signature");
+    let (store, r) = resolve_layout_reference(&format!("{}:v1", path.display())).unwrap();
+    let subject = store.resolve(&r).await.unwrap();
+    let env = fake_envelope();
+    let p = store
+        .push_signature(
+            &r,
+            &subject,
+            JWS,
+            &env,
+            annotations("cc"),
+            ManifestForm::Legacy,
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.storage, Storage::OciLayout);
+
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(path.join("index.json")).unwrap()).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    // The subject tag and the original signature entry are untouched; the signature
+    // manifest is listed; the tag schema index entry was re-pointed, not duplicated.
+    assert_eq!(
+        entries[0]["annotations"]["org.opencontainers.image.ref.name"],
+        "v1"
+    );
+    assert!(entries
+        .iter()
+        .any(|e| e["digest"] == p.manifest.digest.as_str()));
+    let tag = tag_of(SUBJECT_V1);
+    let tagged: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["annotations"]["org.opencontainers.image.ref.name"] == tag.as_str())
+        .collect();
+    assert_eq!(tagged.len(), 1);
+    let idx_digest = tagged[0]["digest"].as_str().unwrap();
+    let idx_bytes = std::fs::read(path.join("blobs/sha256").join(&idx_digest[7..])).unwrap();
+    assert_eq!(tagged[0]["size"], idx_bytes.len());
+    let idx: Value = serde_json::from_slice(&idx_bytes).unwrap();
+    let listed: Vec<&str> = idx["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "sha256:90ceaff260d657d797c408ac73564a9c7bb9d86055877c2a811f0e63b8c6524f",
+            p.manifest.digest.as_str()
+        ]
+    );
+    // No temporary files left behind.
+    for e in std::fs::read_dir(&path).unwrap() {
+        let n = e.unwrap().file_name();
+        assert!(!n.to_string_lossy().ends_with(".tmp"), "{n:?}");
+    }
+
+    let sigs = store.list_signatures(&r, &subject).await.unwrap();
+    assert_eq!(sigs.len(), 2);
+    assert_eq!(sigs[1].digest, p.manifest.digest);
+    let m = store.fetch_manifest(&r, &sigs[1]).await.unwrap();
+    let m: Value = serde_json::from_slice(&m).unwrap();
+    assert_eq!(m["config"]["mediaType"], SIGNATURE_ARTIFACT_TYPE);
+    assert_eq!(m["subject"]["digest"], SUBJECT_V1);
+    let layer: Descriptor = serde_json::from_value(m["layers"][0].clone()).unwrap();
+    assert_eq!(
+        store
+            .fetch_blob(&r, &layer, MAX_ENVELOPE_BYTES)
+            .await
+            .unwrap(),
+        env
+    );
+    // A tampered blob is refused.
+    std::fs::write(path.join("blobs/sha256").join(&layer.digest[7..]), b"x").unwrap();
+    assert!(store
+        .fetch_blob(&r, &layer, MAX_ENVELOPE_BYTES)
+        .await
+        .is_err());
+}
