@@ -733,3 +733,314 @@ async fn layout_push_signature_like_notation() {
         .await
         .is_err());
 }
+
+// ------------------------------------------------------------------ scripted servers
+// Behaviours docker-registry 2.8 does not have, against a recorded fake.
+
+use support::fake_http::{FakeResponse, FakeServer};
+
+fn fake_client(retries: u32) -> RegistryClient {
+    RegistryClient::new(RegistryOptions {
+        plain_http: true,
+        use_docker_config: false,
+        retries,
+        backoff: std::time::Duration::from_millis(5),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn manifest_head_ok() -> FakeResponse {
+    FakeResponse::new(200)
+        .header("Docker-Content-Digest", SUBJECT_V1)
+        .header("Content-Type", OCI_MANIFEST)
+        .header("Content-Length", "517")
+}
+
+#[tokio::test]
+async fn bearer_challenge_token_is_fetched_with_basic_and_cached_per_scope() {
+    let token_srv = FakeServer::start(|req| {
+        use base64::Engine as _;
+        let want = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("alice:pw")
+        );
+        if req.header("authorization") != Some(want.as_str()) {
+            return FakeResponse::new(401);
+        }
+        FakeResponse::new(200).body(r#"{"token":"tok-123","expires_in":300}"#)
+    })
+    .await;
+    let realm = format!("http://{}/token", token_srv.host);
+    let reg = FakeServer::start(move |req| {
+        if req.header("authorization") == Some("Bearer tok-123") {
+            return manifest_head_ok();
+        }
+        FakeResponse::new(401).header(
+            "WWW-Authenticate",
+            &format!(
+                r#"Bearer realm="{realm}",service="fake-registry",scope="repository:app:pull""#
+            ),
+        )
+    })
+    .await;
+    let mut o = RegistryOptions {
+        plain_http: true,
+        use_docker_config: false,
+        retries: 0,
+        ..Default::default()
+    };
+    o.credentials.insert(
+        reg.host.clone(),
+        sign_action::oci::registry::Credential::Basic {
+            username: "alice".into(),
+            password: "pw".into(),
+        },
+    );
+    let client = RegistryClient::new(o).unwrap();
+    let r = Reference::parse(&format!("{}/app:v1", reg.host)).unwrap();
+    assert_eq!(client.resolve(&r).await.unwrap().digest, SUBJECT_V1);
+    assert_eq!(client.request_count(), 3, "401, token, retry");
+    assert_eq!(client.resolve(&r).await.unwrap().digest, SUBJECT_V1);
+    assert_eq!(
+        client.request_count(),
+        4,
+        "the token is reused for the same scope"
+    );
+
+    let tokens = token_srv.requests();
+    assert_eq!(tokens.len(), 1);
+    assert!(
+        tokens[0].target.contains("service=fake-registry"),
+        "{}",
+        tokens[0].target
+    );
+    assert!(
+        tokens[0].target.contains("scope=repository%3Aapp%3Apull"),
+        "{}",
+        tokens[0].target
+    );
+    // The registry itself never saw the password.
+    for req in reg.requests() {
+        let auth = req.header("authorization").unwrap_or("");
+        assert!(
+            !auth.starts_with("Basic"),
+            "basic credentials sent to the registry"
+        );
+    }
+
+    // Wrong password at the token server: a clear error, no secret in it.
+    let mut o = RegistryOptions {
+        plain_http: true,
+        use_docker_config: false,
+        retries: 0,
+        ..Default::default()
+    };
+    o.credentials.insert(
+        reg.host.clone(),
+        sign_action::oci::registry::Credential::Basic {
+            username: "alice".into(),
+            password: "not-it".into(),
+        },
+    );
+    let e = RegistryClient::new(o)
+        .unwrap()
+        .resolve(&r)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("token endpoint answered 401"), "{e}");
+    assert!(!e.contains("not-it"), "{e}");
+}
+
+#[tokio::test]
+async fn token_realm_over_plain_http_elsewhere_is_refused() {
+    let reg = FakeServer::start(|_| {
+        FakeResponse::new(401).header(
+            "WWW-Authenticate",
+            r#"Bearer realm="http://auth.example.invalid/token",service="x""#,
+        )
+    })
+    .await;
+    let client = fake_client(0);
+    let r = Reference::parse(&format!("{}/app:v1", reg.host)).unwrap();
+    let e = client.resolve(&r).await.unwrap_err().to_string();
+    assert!(
+        e.contains("refusing plain HTTP to auth.example.invalid"),
+        "{e}"
+    );
+    assert_eq!(client.request_count(), 1);
+}
+
+#[tokio::test]
+async fn retries_on_429_and_5xx() {
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = n.clone();
+    let reg =
+        FakeServer::start(
+            move |_| match seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => FakeResponse::new(429).header("Retry-After", "0"),
+                1 => FakeResponse::new(503),
+                _ => manifest_head_ok(),
+            },
+        )
+        .await;
+    let client = fake_client(3);
+    let r = Reference::parse(&format!("{}/app:v1", reg.host)).unwrap();
+    assert_eq!(client.resolve(&r).await.unwrap().digest, SUBJECT_V1);
+    assert_eq!(client.request_count(), 3);
+
+    let down = FakeServer::start(|_| FakeResponse::new(502).body("bad gateway")).await;
+    let client = fake_client(2);
+    let r = Reference::parse(&format!("{}/app:v1", down.host)).unwrap();
+    let e = client.resolve(&r).await.unwrap_err().to_string();
+    assert!(e.contains("502"), "{e}");
+    assert_eq!(client.request_count(), 3, "first try and two retries");
+}
+
+fn sig_entry(digest_char: char, artifact_type: &str) -> Value {
+    json!({
+        "mediaType": OCI_MANIFEST,
+        "digest": format!("sha256:{}", digest_char.to_string().repeat(64)),
+        "size": 700,
+        "artifactType": artifact_type,
+        "annotations": {THUMBPRINT_ANNOTATION: "[\"ab\"]"},
+    })
+}
+
+#[tokio::test]
+async fn referrers_api_pages_are_followed_and_filtered() {
+    let reg = FakeServer::start(|req| {
+        let page = |entries: Vec<Value>| {
+            serde_json::to_vec(
+                &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}),
+            )
+            .unwrap()
+        };
+        if !req.path().starts_with("/v2/app/referrers/") {
+            return FakeResponse::new(500);
+        }
+        if req.target.contains("page=2") {
+            FakeResponse::new(200)
+                .header("Content-Type", OCI_INDEX)
+                .body(page(vec![sig_entry('c', SIGNATURE_ARTIFACT_TYPE)]))
+        } else {
+            assert!(req
+                .target
+                .contains("artifactType=application%2Fvnd.cncf.notary.signature"));
+            FakeResponse::new(200)
+                .header("Content-Type", OCI_INDEX)
+                .header("Link", &format!("<{}?page=2>; rel=\"next\"", req.path()))
+                .body(page(vec![
+                    sig_entry('a', SIGNATURE_ARTIFACT_TYPE),
+                    sig_entry('b', "application/vnd.example.sbom"),
+                    sig_entry('a', SIGNATURE_ARTIFACT_TYPE),
+                ]))
+        }
+    })
+    .await;
+    let client = fake_client(0);
+    let r = Reference::parse(&format!("{}/app:v1", reg.host)).unwrap();
+    let subject = Descriptor::new(OCI_MANIFEST, SUBJECT_V1, 517);
+    let got = client.list_signatures(&r, &subject).await.unwrap();
+    let digests: Vec<String> = got.iter().map(|d| d.digest[7..8].to_string()).collect();
+    assert_eq!(
+        digests,
+        ["a", "c"],
+        "filtered client-side, deduplicated, both pages"
+    );
+    assert_eq!(
+        reg.requests().len(),
+        2,
+        "no tag schema lookup when the API answers"
+    );
+}
+
+#[tokio::test]
+async fn oci_subject_answer_means_no_tag_schema_update() {
+    let reg = FakeServer::start(|req| match (req.method.as_str(), req.path()) {
+        ("HEAD", p) if p.contains("/blobs/") => FakeResponse::new(200),
+        ("PUT", p) if p.contains("/manifests/sha256:") => {
+            FakeResponse::new(201).header("OCI-Subject", SUBJECT_V1)
+        }
+        _ => FakeResponse::new(500),
+    })
+    .await;
+    let client = fake_client(0);
+    let r = Reference::parse(&format!("{}/app:v1", reg.host)).unwrap();
+    let subject = Descriptor::new(OCI_MANIFEST, SUBJECT_V1, 517);
+    let p = client
+        .push_signature(
+            &r,
+            &subject,
+            JWS,
+            &fake_envelope(),
+            annotations("aa"),
+            ManifestForm::ArtifactType,
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.storage, Storage::ReferrersApi);
+    let reqs = reg.requests();
+    assert_eq!(reqs.len(), 3, "two blob HEADs and the manifest PUT");
+    let put = &reqs[2];
+    assert_eq!(put.header("content-type"), Some(OCI_MANIFEST));
+    let m: Value = serde_json::from_slice(&put.body).unwrap();
+    assert_eq!(m["artifactType"], SIGNATURE_ARTIFACT_TYPE);
+    assert_eq!(m["subject"]["digest"], SUBJECT_V1);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let big = vec![b'x'; 64 * 1024];
+    let reg = FakeServer::start(move |_| FakeResponse::new(200).body(big.clone())).await;
+    let client = fake_client(0);
+    let r = Reference::parse(&format!("{}/app:v1", reg.host)).unwrap();
+    let d = Descriptor::new(JWS, format!("sha256:{}", "d".repeat(64)), 1000);
+    let e = client
+        .fetch_blob(&r, &d, MAX_ENVELOPE_BYTES)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("exceeds the 1000-byte limit"), "{e}");
+}
+
+#[tokio::test]
+async fn cross_host_redirect_drops_credentials() {
+    let blob = fake_envelope();
+    let desc = Descriptor::of_bytes(JWS, &blob);
+    let body = blob.clone();
+    let storage = FakeServer::start(move |_| FakeResponse::new(200).body(body.clone())).await;
+    let target = format!("http://{}/bucket/object", storage.host);
+    let reg = FakeServer::start(move |_| FakeResponse::new(307).header("Location", &target)).await;
+    let mut o = RegistryOptions {
+        plain_http: true,
+        use_docker_config: false,
+        retries: 0,
+        ..Default::default()
+    };
+    o.credentials.insert(
+        reg.host.clone(),
+        sign_action::oci::registry::Credential::Bearer("secret-token".into()),
+    );
+    let client = RegistryClient::new(o).unwrap();
+    let r = Reference::parse(&format!("{}/app:v1", reg.host)).unwrap();
+    assert_eq!(
+        client
+            .fetch_blob(&r, &desc, MAX_ENVELOPE_BYTES)
+            .await
+            .unwrap(),
+        blob
+    );
+    assert_eq!(
+        reg.requests()[0].header("authorization"),
+        Some("Bearer secret-token")
+    );
+    let s = storage.requests();
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        s[0].header("authorization"),
+        None,
+        "token leaked to the redirect target"
+    );
+}

@@ -331,9 +331,7 @@ impl RegistryClient {
     /// Send one request with retries, attaching and refreshing credentials as challenged.
     async fn execute(
         &self,
-        registry: &str,
-        repository: &str,
-        access: Access,
+        (registry, repository, access): (&str, &str, Access),
         method: Method,
         url: Url,
         headers: HeaderMap,
@@ -635,9 +633,7 @@ impl RegistryClient {
         headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
         let resp = self
             .execute(
-                registry,
-                repo,
-                Access::Pull,
+                (registry, repo, Access::Pull),
                 Method::HEAD,
                 url.clone(),
                 headers.clone(),
@@ -668,9 +664,7 @@ impl RegistryClient {
         // HEAD told us too little: fetch the manifest and describe it ourselves.
         let resp = self
             .execute(
-                registry,
-                repo,
-                Access::Pull,
+                (registry, repo, Access::Pull),
                 Method::GET,
                 url.clone(),
                 headers,
@@ -726,9 +720,7 @@ impl RegistryClient {
         let head = self.url(registry, &format!("/v2/{repo}/blobs/{}", desc.digest))?;
         let resp = self
             .execute(
-                registry,
-                repo,
-                Access::Push,
+                (registry, repo, Access::Push),
                 Method::HEAD,
                 head.clone(),
                 HeaderMap::new(),
@@ -752,9 +744,7 @@ impl RegistryClient {
         let start = self.url(registry, &format!("/v2/{repo}/blobs/uploads/"))?;
         let resp = self
             .execute(
-                registry,
-                repo,
-                Access::Push,
+                (registry, repo, Access::Push),
                 Method::POST,
                 start.clone(),
                 HeaderMap::new(),
@@ -790,9 +780,7 @@ impl RegistryClient {
         );
         let resp = self
             .execute(
-                registry,
-                repo,
-                Access::Push,
+                (registry, repo, Access::Push),
                 Method::PUT,
                 put.clone(),
                 headers,
@@ -832,9 +820,7 @@ impl RegistryClient {
         );
         let resp = self
             .execute(
-                registry,
-                repo,
-                Access::Push,
+                (registry, repo, Access::Push),
                 Method::PUT,
                 url.clone(),
                 headers,
@@ -867,9 +853,7 @@ impl RegistryClient {
         );
         let resp = self
             .execute(
-                registry,
-                repo,
-                access,
+                (registry, repo, access),
                 Method::GET,
                 url.clone(),
                 headers,
@@ -927,9 +911,7 @@ impl RegistryClient {
             headers.insert(ACCEPT, HeaderValue::from_static(OCI_INDEX));
             let resp = self
                 .execute(
-                    registry,
-                    repo,
-                    Access::Pull,
+                    (registry, repo, Access::Pull),
                     Method::GET,
                     url.clone(),
                     headers,
@@ -1390,8 +1372,7 @@ impl ArtifactStore for RegistryClient {
             }
             .into());
         }
-        super::reference::validate_digest(&descriptor.digest)
-            .map_err(|m| StoreError::Manifest(m))?;
+        super::reference::validate_digest(&descriptor.digest).map_err(StoreError::Manifest)?;
         let accept = format!("{}, {MANIFEST_ACCEPT}", descriptor.media_type);
         let got = self
             .get_manifest_bytes(
@@ -1432,14 +1413,11 @@ impl ArtifactStore for RegistryClient {
             }
             .into());
         }
-        super::reference::validate_digest(&descriptor.digest)
-            .map_err(|m| StoreError::Manifest(m))?;
+        super::reference::validate_digest(&descriptor.digest).map_err(StoreError::Manifest)?;
         let url = self.url(registry, &format!("/v2/{repo}/blobs/{}", descriptor.digest))?;
         let resp = self
             .execute(
-                registry,
-                repo,
-                Access::Pull,
+                (registry, repo, Access::Pull),
                 Method::GET,
                 url.clone(),
                 HeaderMap::new(),
@@ -1526,7 +1504,7 @@ mod tests {
         };
         assert!(!tls.scheme_is_http("127.0.0.1:5000").unwrap());
         assert!(!tls.scheme_is_http("ghcr.io").unwrap());
-        assert!(tls.allows_http_url(&Url::parse("http://127.0.0.1/").unwrap()) == false);
+        assert!(!tls.allows_http_url(&Url::parse("http://127.0.0.1/").unwrap()));
         assert!(rule.allows_http_url(&Url::parse("http://[::1]:80/").unwrap()));
         assert!(!rule.allows_http_url(&Url::parse("http://evil.example/").unwrap()));
     }
