@@ -426,11 +426,10 @@ async fn docker_config_credentials_are_used() {
         json!({"auths": {reg.host.clone(): {"auth": auth}}}).to_string(),
     )
     .unwrap();
-    // docker_credential reads DOCKER_CONFIG; this is the only test in this binary that sets it.
-    std::env::set_var("DOCKER_CONFIG", dir.path());
     let mut o = reg.options();
     o.credentials.clear();
     o.use_docker_config = true;
+    o.docker_config_dir = Some(dir.path().to_path_buf());
     let client = RegistryClient::new(o).unwrap();
     let subject = push_test_image(&client, &reg.host, "viaconfig", "v1").await;
     assert_eq!(
@@ -851,6 +850,48 @@ async fn bearer_challenge_token_is_fetched_with_basic_and_cached_per_scope() {
         .to_string();
     assert!(e.contains("token endpoint answered 401"), "{e}");
     assert!(!e.contains("not-it"), "{e}");
+}
+
+#[tokio::test]
+async fn identity_token_is_exchanged_at_the_realm() {
+    let token_srv = FakeServer::start(|req| {
+        let form = String::from_utf8_lossy(&req.body).to_string();
+        let ok = req.method == "POST"
+            && form.contains("grant_type=refresh_token")
+            && form.contains("refresh_token=refresh-abc")
+            && form.contains("service=svc")
+            && form.contains("scope=repository%3Aapp%3Apull");
+        if !ok {
+            return FakeResponse::new(400);
+        }
+        FakeResponse::new(200).body(r#"{"access_token":"acc-1"}"#)
+    })
+    .await;
+    let realm = format!("http://{}/oauth2/token", token_srv.host);
+    let reg = FakeServer::start(move |req| {
+        if req.header("authorization") == Some("Bearer acc-1") {
+            return manifest_head_ok();
+        }
+        FakeResponse::new(401).header(
+            "WWW-Authenticate",
+            &format!(r#"Bearer realm="{realm}",service="svc""#),
+        )
+    })
+    .await;
+    let mut o = RegistryOptions {
+        plain_http: true,
+        use_docker_config: false,
+        retries: 0,
+        ..Default::default()
+    };
+    o.credentials.insert(
+        reg.host.clone(),
+        sign_action::oci::registry::Credential::IdentityToken("refresh-abc".into()),
+    );
+    let client = RegistryClient::new(o).unwrap();
+    let r = Reference::parse(&format!("{}/app:v1", reg.host)).unwrap();
+    assert_eq!(client.resolve(&r).await.unwrap().digest, SUBJECT_V1);
+    assert_eq!(token_srv.requests().len(), 1);
 }
 
 #[tokio::test]

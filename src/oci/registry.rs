@@ -120,6 +120,8 @@ pub struct RegistryOptions {
     /// Look in `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`) and its credential
     /// helpers for registries without explicit credentials.
     pub use_docker_config: bool,
+    /// Directory holding that `config.json` instead of `$DOCKER_CONFIG` / `~/.docker`.
+    pub docker_config_dir: Option<std::path::PathBuf>,
     /// Extra trusted root certificates (PEM, one or more per entry) besides the webpki roots.
     pub extra_root_certs_pem: Vec<Vec<u8>>,
     /// Talk plain HTTP to loopback registries (refused for any other host not listed below).
@@ -140,6 +142,7 @@ impl Default for RegistryOptions {
         RegistryOptions {
             credentials: HashMap::new(),
             use_docker_config: true,
+            docker_config_dir: None,
             extra_root_certs_pem: Vec::new(),
             plain_http: false,
             insecure_hosts: Vec::new(),
@@ -473,18 +476,27 @@ impl RegistryClient {
             registry.to_string()
         };
         // Credential helpers are external programs: keep them off the async workers.
-        let found = tokio::task::spawn_blocking(move || docker_credential::get_credential(&server))
-            .await
-            .ok()
-            .and_then(|r| r.ok())
-            .map(|c| match c {
-                docker_credential::DockerCredential::IdentityToken(t) => {
-                    Credential::IdentityToken(t)
-                }
-                docker_credential::DockerCredential::UsernamePassword(username, password) => {
-                    Credential::Basic { username, password }
-                }
-            });
+        let dir = self.options.docker_config_dir.clone();
+        let found = tokio::task::spawn_blocking(move || match dir {
+            Some(dir) => std::fs::File::open(dir.join("config.json"))
+                .map_err(|_| docker_credential::CredentialRetrievalError::ConfigReadError)
+                .and_then(|f| {
+                    docker_credential::get_credential_from_reader(
+                        std::io::BufReader::new(f),
+                        &server,
+                    )
+                }),
+            None => docker_credential::get_credential(&server),
+        })
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .map(|c| match c {
+            docker_credential::DockerCredential::IdentityToken(t) => Credential::IdentityToken(t),
+            docker_credential::DockerCredential::UsernamePassword(username, password) => {
+                Credential::Basic { username, password }
+            }
+        });
         self.docker_creds
             .lock()
             .unwrap_or_else(|e| e.into_inner())
