@@ -358,8 +358,8 @@ async fn blob_upload_is_skipped_when_present() {
 #[tokio::test]
 async fn basic_auth_with_htpasswd() {
     let reg = Registry::start(RegistryConfig {
-        tls: false,
         htpasswd: Some(("alice".into(), "s3cret-pass".into())),
+        ..Default::default()
     });
     let client = reg.client();
     let subject = push_test_image(&client, &reg.host, "private", "v1").await;
@@ -413,10 +413,57 @@ async fn basic_auth_with_htpasswd() {
 }
 
 #[tokio::test]
+async fn bearer_token_auth_against_the_real_registry() {
+    let tokens = support::TokenServer::start("carol", "tok-pass").await;
+    let mut reg = Registry::start(RegistryConfig {
+        token_auth: Some(tokens.auth.clone()),
+        ..Default::default()
+    });
+    reg.credentials = Some(("carol".into(), "tok-pass".into()));
+    let client = reg.client();
+    let subject = push_test_image(&client, &reg.host, "tokened", "v1").await;
+    let r = reference(&reg, "tokened", "v1");
+    let p = client
+        .push_signature(
+            &r,
+            &subject,
+            JWS,
+            &fake_envelope(),
+            annotations("aa"),
+            ManifestForm::Legacy,
+        )
+        .await
+        .unwrap();
+    let listed = client.list_signatures(&r, &subject).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].digest, p.manifest.digest);
+    // One token per scope: push (pull,push) and pull; not one per request.
+    let token_requests = tokens.server.requests().len();
+    assert_eq!(token_requests, 2, "tokens are cached per scope");
+    for req in tokens.server.requests() {
+        assert!(
+            req.target.contains("service=sign-action-test-registry"),
+            "{}",
+            req.target
+        );
+    }
+
+    let mut anon = reg.options();
+    anon.credentials.clear();
+    let e = RegistryClient::new(anon)
+        .unwrap()
+        .resolve(&r)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("token endpoint answered 401"), "{e}");
+}
+
+#[tokio::test]
 async fn docker_config_credentials_are_used() {
     let reg = Registry::start(RegistryConfig {
-        tls: false,
         htpasswd: Some(("bob".into(), "from-config".into())),
+        ..Default::default()
     });
     let dir = tempfile::tempdir().unwrap();
     use base64::Engine as _;
@@ -445,7 +492,7 @@ async fn docker_config_credentials_are_used() {
 async fn tls_with_and_without_the_test_ca() {
     let reg = Registry::start(RegistryConfig {
         tls: true,
-        htpasswd: None,
+        ..Default::default()
     });
     assert!(reg.url.starts_with("https://"));
     let client = reg.client();

@@ -26,6 +26,18 @@ pub struct RegistryConfig {
     pub tls: bool,
     /// Require basic auth with this username and password.
     pub htpasswd: Option<(String, String)>,
+    /// Require bearer tokens from this token server (see [`TokenServer`]).
+    pub token_auth: Option<TokenAuth>,
+}
+
+/// The registry side of token authentication.
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    /// PEM certificate whose key signs the tokens.
+    pub rootcertbundle: PathBuf,
 }
 
 /// A running `docker-registry serve` on 127.0.0.1.
@@ -37,6 +49,7 @@ pub struct Registry {
     pub url: String,
     /// PEM of the test CA that issued the server certificate (TLS only).
     pub ca_pem: Option<PathBuf>,
+    /// Basic credentials the client options carry (htpasswd; set it for token auth).
     pub credentials: Option<(String, String)>,
     dir: tempfile::TempDir,
 }
@@ -86,6 +99,15 @@ impl Registry {
             yml.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
                 path.display()
+            ));
+        }
+        if let Some(t) = &config.token_auth {
+            yml.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                t.realm,
+                t.service,
+                t.issuer,
+                t.rootcertbundle.display()
             ));
         }
         let cfg = dir.path().join("config.yml");
@@ -550,5 +572,107 @@ pub fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), &target).expect("copy");
         }
+    }
+}
+
+/// A token server for `docker-registry`'s `auth: token`: checks basic credentials and issues
+/// RS256 JWTs (with an `x5c` header) granting the requested repository actions.
+pub struct TokenServer {
+    pub server: fake_http::FakeServer,
+    pub auth: TokenAuth,
+    dir: tempfile::TempDir,
+}
+
+impl TokenServer {
+    pub async fn start(user: &str, pass: &str) -> TokenServer {
+        use rustls_pki_types::pem::PemObject;
+        let dir = tempfile::tempdir().expect("tempdir");
+        openssl(
+            &[
+                "req",
+                "-x509",
+                "-nodes",
+                "-newkey",
+                "rsa:2048",
+                "-keyout",
+                "token.key",
+                "-out",
+                "token.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=sign-action test token issuer",
+            ],
+            dir.path(),
+        );
+        let key = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_file(dir.path().join("token.key"))
+            .expect("token key");
+        let cert = rustls_pki_types::CertificateDer::from_pem_file(dir.path().join("token.pem"))
+            .expect("token cert");
+        let pair =
+            aws_lc_rs::signature::RsaKeyPair::from_pkcs8(key.secret_pkcs8_der()).expect("RSA key");
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = serde_json::json!({
+            "alg": "RS256",
+            "typ": "JWT",
+            "x5c": [base64::engine::general_purpose::STANDARD.encode(cert.as_ref())],
+        });
+        let header = b64.encode(serde_json::to_vec(&header).expect("header"));
+        let service = "sign-action-test-registry".to_string();
+        let issuer = "sign-action-test-issuer".to_string();
+        let want = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        );
+        let (svc, iss, user_owned) = (service.clone(), issuer.clone(), user.to_string());
+        let server = fake_http::FakeServer::start(move |req| {
+            if req.header("authorization") != Some(want.as_str()) {
+                return fake_http::FakeResponse::new(401).body(r#"{"details":"bad credentials"}"#);
+            }
+            let query = req.target.split_once('?').map(|(_, q)| q).unwrap_or("");
+            let access: Vec<serde_json::Value> = url::form_urlencoded::parse(query.as_bytes())
+                .filter(|(k, _)| k == "scope")
+                .filter_map(|(_, v)| {
+                    let mut parts = v.splitn(3, ':');
+                    let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+                    Some(serde_json::json!({
+                        "type": kind,
+                        "name": name,
+                        "actions": actions.split(',').collect::<Vec<_>>(),
+                    }))
+                })
+                .collect();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs();
+            let claims = serde_json::json!({
+                "iss": iss, "sub": user_owned, "aud": svc,
+                "exp": now + 300, "nbf": now - 10, "iat": now,
+                "jti": random_hex(8), "access": access,
+            });
+            let signing_input = format!("{header}.{}", b64.encode(claims.to_string()));
+            let mut sig = vec![0u8; pair.public_modulus_len()];
+            pair.sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                signing_input.as_bytes(),
+                &mut sig,
+            )
+            .expect("sign");
+            let jwt = format!("{signing_input}.{}", b64.encode(sig));
+            fake_http::FakeResponse::new(200)
+                .header("Content-Type", "application/json")
+                .body(serde_json::json!({"token": jwt, "expires_in": 300}).to_string())
+        })
+        .await;
+        let auth = TokenAuth {
+            realm: format!("http://{}/token", server.host),
+            service,
+            issuer,
+            rootcertbundle: dir.path().join("token.pem"),
+        };
+        TokenServer { server, auth, dir }
     }
 }
