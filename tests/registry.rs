@@ -1132,3 +1132,55 @@ async fn cross_host_redirect_drops_credentials() {
         "token leaked to the redirect target"
     );
 }
+
+// ------------------------------------------------------------------ harness self-checks
+
+fn spki_key_spec(cert_pem: &Path) -> sign_action::crypto::KeySpec {
+    use der::{Decode, Encode};
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::CertificateDer::from_pem_file(cert_pem).unwrap();
+    let cert = x509_cert::Certificate::from_der(der.as_ref()).unwrap();
+    let spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .unwrap();
+    sign_action::crypto::KeySpec::from_spki_der(&spki).unwrap()
+}
+
+#[test]
+fn harness_makes_all_six_key_types() {
+    use sign_action::crypto::KeySpec::*;
+    let dir = tempfile::tempdir().unwrap();
+    for spec in [Rsa2048, Rsa3072, Rsa4096, EcP256, EcP384, EcP521] {
+        let k = support::make_test_key(dir.path(), spec);
+        assert_eq!(spki_key_spec(&k.cert), spec);
+        let text = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(&k.cert)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(text.contains("Key Usage: critical"), "{text}");
+        assert!(text.contains("Code Signing"), "{text}");
+        assert!(text.contains("CA:FALSE"), "{text}");
+        assert!(std::fs::read_to_string(&k.key)
+            .unwrap()
+            .contains("BEGIN PRIVATE KEY"));
+    }
+    let c = support::make_test_chain(dir.path(), "chained", EcP384);
+    assert_eq!(spki_key_spec(&c.cert), EcP384);
+    let verify = std::process::Command::new("openssl")
+        .args(["verify", "-purpose", "any", "-CAfile"])
+        .arg(&c.root)
+        .arg(&c.cert)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let chain = std::fs::read_to_string(&c.chain).unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2);
+}
