@@ -751,14 +751,61 @@ async fn layout_push_signature_like_notation() {
             p.manifest.digest.as_str()
         ]
     );
-    // No temporary files left behind.
+    // Concurrent signers on one layout keep every entry.
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (store, r, subject, barrier) =
+                (store.clone(), r.clone(), subject.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for j in 0..3 {
+                    futures::executor::block_on(store.push_signature(
+                        &r,
+                        &subject,
+                        JWS,
+                        &fake_envelope(),
+                        annotations(&format!("{i}-{j}")),
+                        ManifestForm::Legacy,
+                    ))
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(store.list_signatures(&r, &subject).await.unwrap().len(), 26);
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(path.join("index.json")).unwrap()).unwrap();
+    let tag_entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["annotations"]["org.opencontainers.image.ref.name"] == tag.as_str())
+        .unwrap()
+        .clone();
+    let idx_bytes = std::fs::read(
+        path.join("blobs/sha256")
+            .join(&tag_entry["digest"].as_str().unwrap()[7..]),
+    )
+    .unwrap();
+    let idx: Value = serde_json::from_slice(&idx_bytes).unwrap();
+    assert_eq!(
+        idx["manifests"].as_array().unwrap().len(),
+        26,
+        "tag index lost entries"
+    );
+    // No temporary or lock files left behind.
     for e in std::fs::read_dir(&path).unwrap() {
         let n = e.unwrap().file_name();
         assert!(!n.to_string_lossy().ends_with(".tmp"), "{n:?}");
+        assert!(!n.to_string_lossy().ends_with(".lock"), "{n:?}");
     }
 
     let sigs = store.list_signatures(&r, &subject).await.unwrap();
-    assert_eq!(sigs.len(), 2);
+    assert_eq!(sigs.len(), 26);
     assert_eq!(sigs[1].digest, p.manifest.digest);
     let m = store.fetch_manifest(&r, &sigs[1]).await.unwrap();
     let m: Value = serde_json::from_slice(&m).unwrap();
@@ -1076,6 +1123,33 @@ async fn oci_subject_answer_means_no_tag_schema_update() {
     let m: Value = serde_json::from_slice(&put.body).unwrap();
     assert_eq!(m["artifactType"], SIGNATURE_ARTIFACT_TYPE);
     assert_eq!(m["subject"]["digest"], SUBJECT_V1);
+}
+
+#[tokio::test]
+async fn head_without_digest_falls_back_to_get() {
+    let body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"a","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#.to_vec();
+    let digest = format!("sha256:{}", sign_action::crypto::sha256_hex(&body));
+    let b = body.clone();
+    let reg = FakeServer::start(move |req| match req.method.as_str() {
+        "HEAD" => FakeResponse::new(200).header("Content-Type", OCI_MANIFEST),
+        _ => FakeResponse::new(200)
+            .header("Content-Type", OCI_MANIFEST)
+            .body(b.clone()),
+    })
+    .await;
+    let client = fake_client(0);
+    let r = Reference::parse(&format!("{}/app:v1", reg.host)).unwrap();
+    let got = client.resolve(&r).await.unwrap();
+    assert_eq!(
+        got,
+        Descriptor::new(OCI_MANIFEST, digest.clone(), body.len() as u64)
+    );
+    assert_eq!(client.request_count(), 2);
+    // Asked by digest, answered with other content: refused.
+    let other = format!("sha256:{}", "e".repeat(64));
+    let r = Reference::parse(&format!("{}/app@{other}", reg.host)).unwrap();
+    let e = client.resolve(&r).await.unwrap_err().to_string();
+    assert!(e.contains(&digest) && e.contains(&other), "{e}");
 }
 
 #[tokio::test]

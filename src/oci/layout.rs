@@ -341,7 +341,9 @@ impl OciLayoutStore {
         let desc = Descriptor::new(OCI_MANIFEST, digest.clone(), bytes.len() as u64);
 
         // The tag schema index blob, then index.json (entry for the signature manifest and
-        // the re-pointed tag) replaced in one rename.
+        // the re-pointed tag) replaced in one rename, under a lock file so that concurrent
+        // signers do not lose each other's entries.
+        let _lock = IndexLock::acquire(&self.root).map_err(|e| self.io("locking index.json", e))?;
         let tag = manifest::referrers_tag(&subject.digest);
         let mut index = self.read_index_value()?;
         let entries = index
@@ -397,6 +399,44 @@ impl OciLayoutStore {
     }
 }
 
+/// `index.json.lock`, created exclusively and removed on drop.
+struct IndexLock(PathBuf);
+
+impl IndexLock {
+    fn acquire(root: &Path) -> std::io::Result<IndexLock> {
+        let path = root.join("index.json.lock");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(_) => return Ok(IndexLock(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if std::time::Instant::now() > deadline {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::WouldBlock,
+                            format!(
+                                "{} exists for more than 10 s; if no other signer is running, remove it",
+                                path.display()
+                            ),
+                        ));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for IndexLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 fn read_file_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
     let f = std::fs::File::open(path)?;
@@ -420,8 +460,10 @@ fn read_file_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
 /// Write via a temporary file in the same directory and rename, so readers never see a
 /// half-written file.
 fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
