@@ -42,7 +42,7 @@ const MAX_ERROR_BYTES: u64 = 64 * 1024;
 /// Referrers pages we follow before concluding the registry is misbehaving.
 const MAX_REFERRERS_PAGES: usize = 64;
 /// Read-merge-write rounds for the tag schema index under concurrent signers.
-const TAG_SCHEMA_ATTEMPTS: usize = 5;
+const TAG_SCHEMA_ATTEMPTS: usize = 12;
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
@@ -134,6 +134,10 @@ pub struct RegistryOptions {
     pub retries: u32,
     /// First backoff delay; doubled on each retry.
     pub backoff: Duration,
+    /// After our entry shows up in the referrers tag schema index, wait this long (plus
+    /// jitter) and check once more: the registry ignores `If-Match`, so a concurrent signer
+    /// can still overwrite the index. Zero skips the second look (one request fewer).
+    pub tag_schema_settle: Duration,
     pub user_agent: String,
 }
 
@@ -149,6 +153,7 @@ impl Default for RegistryOptions {
             timeout: Duration::from_secs(30),
             retries: 3,
             backoff: Duration::from_millis(250),
+            tag_schema_settle: Duration::from_millis(250),
             user_agent: crate::signing_agent(),
         }
     }
@@ -1054,6 +1059,13 @@ async fn read_bounded(
     Ok(out)
 }
 
+/// 0–127 ms, from the system RNG.
+fn jitter() -> Duration {
+    let mut b = [0u8; 1];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    Duration::from_millis(u64::from(b[0] & 0x7f))
+}
+
 /// `CODE: message` from a distribution error body, or the start of the text.
 async fn error_message(resp: Response) -> String {
     let status = resp.status();
@@ -1311,28 +1323,42 @@ impl ArtifactStore for RegistryClient {
         let mut existing = self
             .get_tag_schema_index(registry, repo, Access::Push, &subject.digest)
             .await?;
+        // Seen listed once; a second look after `tag_schema_settle` catches a writer that
+        // read the index before our write and replaced it after our first look.
+        let mut seen_listed = false;
         for _ in 0..TAG_SCHEMA_ATTEMPTS {
             let merged = manifest::merge_index_entry(existing.as_deref(), &entry)
                 .map_err(StoreError::Manifest)?;
-            let Some(merged) = merged else {
-                return Ok(PushedSignature {
-                    manifest: desc,
-                    storage: Storage::TagSchema,
-                });
-            };
-            self.push_manifest(registry, repo, &tag, OCI_INDEX, &merged)
-                .await?;
+            match merged {
+                None if seen_listed || self.options.tag_schema_settle.is_zero() => {
+                    return Ok(PushedSignature {
+                        manifest: desc,
+                        storage: Storage::TagSchema,
+                    });
+                }
+                None => {
+                    seen_listed = true;
+                    tokio::time::sleep(self.options.tag_schema_settle + jitter()).await;
+                }
+                Some(merged) => {
+                    seen_listed = false;
+                    self.push_manifest(registry, repo, &tag, OCI_INDEX, &merged)
+                        .await?;
+                }
+            }
             existing = self
                 .get_tag_schema_index(registry, repo, Access::Push, &subject.digest)
                 .await?;
-            if existing
+            let lost = !existing
                 .as_deref()
-                .is_some_and(|b| manifest::index_lists(b, &desc.digest))
-            {
-                return Ok(PushedSignature {
-                    manifest: desc,
-                    storage: Storage::TagSchema,
-                });
+                .is_some_and(|b| manifest::index_lists(b, &desc.digest));
+            if lost {
+                // Collided with another writer: retry at a random later moment, merging
+                // into a fresh read (never sleep between a read and the write built on it).
+                tokio::time::sleep(jitter() * 2).await;
+                existing = self
+                    .get_tag_schema_index(registry, repo, Access::Push, &subject.digest)
+                    .await?;
             }
         }
         Err(StoreError::Registry(RegistryError::Other {
