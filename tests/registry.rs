@@ -1070,6 +1070,11 @@ async fn retries_on_429_and_5xx() {
     let r = Reference::parse(&format!("{}/app:v1", reg.host)).unwrap();
     assert_eq!(client.resolve(&r).await.unwrap().digest, SUBJECT_V1);
     assert_eq!(client.request_count(), 3);
+    let ua = format!("sign-action/{}", env!("CARGO_PKG_VERSION"));
+    assert!(reg
+        .requests()
+        .iter()
+        .all(|q| q.header("user-agent") == Some(ua.as_str())));
 
     let down = FakeServer::start(|_| FakeResponse::new(502).body("bad gateway")).await;
     let client = fake_client(2);

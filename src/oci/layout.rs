@@ -249,10 +249,17 @@ impl OciLayoutStore {
 
     /// Parse a manifest blob if it is a Notary signature about `subject_digest`.
     fn signature_about(&self, digest: &str, subject_digest: &str) -> Option<Descriptor> {
-        let bytes = self.read_blob(digest, MAX_MANIFEST_BYTES).ok()?;
-        if bytes.first() != Some(&b'{') {
+        // Layers are most of a layout's blobs: look at one byte before reading a whole file.
+        let mut first = [0u8; 1];
+        {
+            use std::io::Read as _;
+            let mut f = std::fs::File::open(self.blob_path(digest).ok()?).ok()?;
+            f.read_exact(&mut first).ok()?;
+        }
+        if first[0] != b'{' {
             return None;
         }
+        let bytes = self.read_blob(digest, MAX_MANIFEST_BYTES).ok()?;
         let m: ImageManifest = serde_json::from_slice(&bytes).ok()?;
         let media_type = m
             .media_type
