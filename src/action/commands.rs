@@ -546,6 +546,84 @@ mod tests {
         assert_eq!(text(c), "::error::x\n");
     }
 
+    /// A line parsed the way the runner parses v2 commands: trim the start, `::`, command info up
+    /// to the next `::`, name up to the first space, properties split on `,` then on the first
+    /// `=`, then both unescaped.
+    fn parse_v2(line: &str) -> Option<(String, Vec<(String, String)>, String)> {
+        let line = line.trim_start();
+        let rest = line.strip_prefix("::")?;
+        let end = rest.find("::")?;
+        let info = &rest[..end];
+        let data = unescape(&rest[end + 2..], false);
+        let (name, props) = match info.find(' ') {
+            Some(i) => (&info[..i], info[i + 1..].trim()),
+            None => (info, ""),
+        };
+        let props = props
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                (!k.is_empty() && !v.is_empty()).then(|| (k.to_string(), unescape(v, true)))
+            })
+            .collect();
+        Some((name.to_string(), props, data))
+    }
+
+    #[test]
+    fn hostile_values_parse_back_exactly() {
+        let hostile = [
+            "::error::injected",
+            "a::b,c=d:e%0A\r\nf",
+            "title=x,file=y",
+            "%25%3A%2C literal escapes",
+            "ünïcødé ✓ 签名 ::",
+        ];
+        for h in hostile {
+            let mut c = action();
+            let props = AnnotationProps {
+                title: Some(h.to_string()),
+                file: Some(format!("dir/{h}")),
+                line: Some(1),
+                ..Default::default()
+            };
+            c.warning(h, &props).unwrap();
+            let out = text(c);
+            // One physical line, so nothing after a newline can be read as another command.
+            assert_eq!(out.matches('\n').count(), 1, "{out:?}");
+            let (name, props, data) = parse_v2(out.trim_end_matches('\n')).unwrap();
+            assert_eq!(name, "warning");
+            assert_eq!(
+                props,
+                vec![
+                    ("title".to_string(), h.to_string()),
+                    ("file".to_string(), format!("dir/{h}")),
+                    ("line".to_string(), "1".to_string()),
+                ],
+                "{out:?}"
+            );
+            assert_eq!(data, h);
+
+            let mut c = action();
+            c.add_mask(h).unwrap();
+            c.group(h).unwrap();
+            let out = text(c);
+            let parsed: Vec<_> = out.lines().map(|l| parse_v2(l).unwrap()).collect();
+            let last = parsed.last().unwrap();
+            assert_eq!((last.0.as_str(), last.2.as_str()), ("group", h));
+            let masks: Vec<String> = parsed[..parsed.len() - 1]
+                .iter()
+                .map(|(n, p, d)| {
+                    assert_eq!(n, "add-mask");
+                    assert!(p.is_empty());
+                    d.clone()
+                })
+                .collect();
+            assert_eq!(masks, mask_values(h));
+            assert_eq!(masks.last().unwrap(), h.trim());
+        }
+    }
+
     #[test]
     fn tokens_differ() {
         assert_ne!(random_token(), random_token());
