@@ -546,10 +546,13 @@ mod tests {
         assert_eq!(text(c), "::error::x\n");
     }
 
+    /// Command name, properties in order, data.
+    type Parsed = (String, Vec<(String, String)>, String);
+
     /// A line parsed the way the runner parses v2 commands: trim the start, `::`, command info up
     /// to the next `::`, name up to the first space, properties split on `,` then on the first
     /// `=`, then both unescaped.
-    fn parse_v2(line: &str) -> Option<(String, Vec<(String, String)>, String)> {
+    fn parse_v2(line: &str) -> Option<Parsed> {
         let line = line.trim_start();
         let rest = line.strip_prefix("::")?;
         let end = rest.find("::")?;
