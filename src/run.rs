@@ -11,8 +11,8 @@ use sign_action::oci::{ArtifactStore, ManifestForm};
 use sign_action::sign::{self, SignReport, SignSettings, SignTarget};
 
 use crate::cli::{
-    CertCommand, Cli, Command, ManifestFormArg, OutputFormat, SignArgs, SignatureFormatArg,
-    StoreArgs,
+    ActionKind, CertCommand, Cli, Command, ManifestFormArg, OutputFormat, SignArgs,
+    SignatureFormatArg, StoreArgs,
 };
 
 /// Exit codes, as documented in the README.
@@ -20,11 +20,13 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
-
 pub async fn run(cli: Cli) -> i32 {
     let outcome = match cli.command {
         Command::Sign(args) => run_sign(args).await,
         Command::Cert(CertCommand::GenerateTest { name, dir }) => generate_test(&name, &dir),
+        Command::Action {
+            kind: ActionKind::Sign,
+        } => Ok(crate::action::run::sign_action().await),
         Command::Verify(_) | Command::List(_) | Command::Inspect(_) | Command::Action { .. } => {
             Err(anyhow::anyhow!("not available in this build"))
         }
@@ -55,6 +57,39 @@ fn generate_test(name: &str, dir: &Path) -> Result<i32> {
     anyhow::bail!("PENDING testcert merge");
 }
 
+/// Where artifacts live and how to reach them, resolved from CLI arguments or action inputs.
+#[derive(Debug, Clone, Default)]
+pub struct StoreConfig {
+    pub oci_layout: bool,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Used as the password for ghcr.io only, when no explicit credentials are given.
+    pub github_token: Option<String>,
+    pub insecure_registries: Vec<String>,
+    pub registry_ca_pem: Vec<Vec<u8>>,
+}
+
+impl StoreConfig {
+    pub fn from_args(args: &StoreArgs) -> Result<StoreConfig> {
+        let registry_ca_pem = args
+            .registry_ca
+            .iter()
+            .map(|p| {
+                std::fs::read(p)
+                    .with_context(|| format!("cannot read the registry CA file {}", p.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(StoreConfig {
+            oci_layout: args.oci_layout,
+            username: args.username.clone(),
+            password: args.password.clone(),
+            github_token: None,
+            insecure_registries: args.insecure_registries.clone(),
+            registry_ca_pem,
+        })
+    }
+}
+
 /// Everything a signing run needs, built from CLI arguments or action inputs.
 pub struct SignRequest {
     pub references: Vec<String>,
@@ -62,16 +97,15 @@ pub struct SignRequest {
     pub key_password: Option<String>,
     pub chain_pem: Vec<u8>,
     pub settings: SignSettings,
-    pub store: StoreArgs,
+    pub store: StoreConfig,
 }
 
 impl SignRequest {
     pub fn from_args(args: &SignArgs) -> Result<SignRequest> {
         let key_pem = std::fs::read(&args.key)
             .with_context(|| format!("cannot read the key file {}", args.key.display()))?;
-        let chain_pem = std::fs::read(&args.cert).with_context(|| {
-            format!("cannot read the certificate file {}", args.cert.display())
-        })?;
+        let chain_pem = std::fs::read(&args.cert)
+            .with_context(|| format!("cannot read the certificate file {}", args.cert.display()))?;
         let settings = settings_from(
             args.signature_format,
             args.expiry.as_deref(),
@@ -85,7 +119,7 @@ impl SignRequest {
             key_password: args.key_password.clone(),
             chain_pem,
             settings,
-            store: args.store.clone(),
+            store: StoreConfig::from_args(&args.store)?,
         })
     }
 }
@@ -142,11 +176,8 @@ pub async fn execute_sign(
     let chain = sign_action::x509::parse_certificates(&request.chain_pem, "the certificate chain")
         .context("invalid certificate chain")?;
     let chain_der: Vec<Vec<u8>> = chain.iter().map(|c| c.der().to_vec()).collect();
-    let signer = LocalSigner::from_pem(
-        &request.key_pem,
-        request.key_password.as_deref(),
-        chain_der,
-    )?;
+    let signer =
+        LocalSigner::from_pem(&request.key_pem, request.key_password.as_deref(), chain_der)?;
     let signer: Arc<dyn Signer> = Arc::new(signer);
     sign::preflight(signer.as_ref(), &request.settings)?;
     let (store, targets) = open_store(&request.store, &request.references)?;
@@ -155,7 +186,7 @@ pub async fn execute_sign(
 
 /// Open the store the references live in and parse them.
 pub fn open_store(
-    store: &StoreArgs,
+    store: &StoreConfig,
     references: &[String],
 ) -> Result<(Arc<dyn ArtifactStore>, Vec<SignTarget>)> {
     let _ = (store, references);

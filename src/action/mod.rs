@@ -18,6 +18,8 @@ pub use outputs::{Delivery, OutputError, Outputs};
 pub use secrets::Secrets;
 pub use summary::render_sign_summary;
 
+pub mod run;
+
 /// Commands and output files together, so that a skipped output (not on a runner) is noted in
 /// the debug log rather than failing or vanishing silently.
 pub struct Action<W: Write> {
