@@ -731,6 +731,38 @@ async fn layout_lists_signatures_not_in_the_tag_index() {
 }
 
 #[tokio::test]
+async fn open_store_picks_the_store() {
+    let (_d, path) = layout_copy("e2e-valid-signature");
+    let refs = vec![
+        format!("{}:v1", path.display()),
+        format!("{}@{SUBJECT_V1}", path.display()),
+    ];
+    let (store, parsed) =
+        sign_action::oci::open_store(RegistryOptions::default(), true, &refs).unwrap();
+    assert_eq!(parsed.len(), 2);
+    assert_eq!(store.resolve(&parsed[0]).await.unwrap().digest, SUBJECT_V1);
+    let two = vec![refs[0].clone(), "/elsewhere:v1".to_string()];
+    let e = sign_action::oci::open_store(RegistryOptions::default(), true, &two)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("one OCI layout"), "{e}");
+    let (_, parsed) = sign_action::oci::open_store(
+        RegistryOptions::default(),
+        false,
+        &["ghcr.io/o/app:v1".to_string()],
+    )
+    .unwrap();
+    assert_eq!(parsed[0].registry, "ghcr.io");
+    let e =
+        sign_action::oci::open_store(RegistryOptions::default(), false, &["Bad Ref".to_string()])
+            .err()
+            .unwrap()
+            .to_string();
+    assert!(e.contains("invalid reference"), "{e}");
+}
+
+#[tokio::test]
 async fn layout_finds_artifact_type_form() {
     let (_d, path) = layout_copy("e2e-valid-signature-artifacttype");
     let (store, r) = resolve_layout_reference(&format!("{}:v1", path.display())).unwrap();

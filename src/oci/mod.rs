@@ -149,6 +149,47 @@ pub fn verify_content(descriptor: &Descriptor, bytes: &[u8]) -> Result<(), Conte
     Ok(())
 }
 
+/// Open the one store `references` live in and parse them: registry references
+/// (`host/repo[:tag][@digest]`) with a [`registry::RegistryClient`] built from `options`, or,
+/// with `oci_layout`, `path[:tag|@digest]` references into a single OCI image layout.
+pub fn open_store(
+    options: registry::RegistryOptions,
+    oci_layout: bool,
+    references: &[String],
+) -> Result<(std::sync::Arc<dyn ArtifactStore>, Vec<Reference>), StoreError> {
+    if !oci_layout {
+        let refs = references
+            .iter()
+            .map(|r| Reference::parse(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = registry::RegistryClient::new(options)?;
+        return Ok((std::sync::Arc::new(client), refs));
+    }
+    let mut parsed = Vec::new();
+    for r in references {
+        parsed.push(layout::parse_layout_reference(r)?);
+    }
+    let Some((first, _)) = parsed.first() else {
+        return Err(StoreError::Manifest("no reference given".into()));
+    };
+    let first = first.clone();
+    if let Some((other, _)) = parsed.iter().find(|(p, _)| *p != first) {
+        return Err(layout::LayoutError::Other {
+            path: other.display().to_string(),
+            message: format!(
+                "all references must be in one OCI layout (the first is {})",
+                first.display()
+            ),
+        }
+        .into());
+    }
+    let store = layout::OciLayoutStore::open(first)?;
+    Ok((
+        std::sync::Arc::new(store),
+        parsed.into_iter().map(|(_, r)| r).collect(),
+    ))
+}
+
 /// A place artifacts and their signatures live.
 #[async_trait]
 pub trait ArtifactStore: Send + Sync {

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod fake_http;
+pub mod oci_server;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
