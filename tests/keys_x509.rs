@@ -906,6 +906,32 @@ fn upstream_vectors_validate() {
     let err = validate_chain(&expired, ChainPurpose::CodeSigning, now()).unwrap_err();
     assert!(matches!(err, ChainError::NotValidAt { .. }), "{err}");
 
+    // notation-go's mock envelope: leaf and root share one subject name, so the leaf is
+    // self-issued but not self-signed; the chain is valid.
+    let env: serde_json::Value = serde_json::from_slice(
+        &std::fs::read("/work/shared/vectors/envelopes-mock/ca_valid_sig_env.json").unwrap(),
+    )
+    .unwrap();
+    use base64::Engine;
+    let x5c: Vec<Certificate> = env["header"]["x5c"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(c.as_str().unwrap())
+                .unwrap();
+            Certificate::from_der(&der).unwrap()
+        })
+        .collect();
+    assert_eq!(x5c.len(), 2);
+    assert_eq!(x5c[0].subject(), x5c[1].subject());
+    assert!(!is_self_signed(&x5c[0]) && is_self_signed(&x5c[1]));
+    validate_chain(&x5c, ChainPurpose::CodeSigning, now()).unwrap();
+    // Reversed, the root comes first and is refused as a self-signed leaf.
+    let reversed: Vec<Certificate> = x5c.iter().rev().cloned().collect();
+    assert!(validate_chain(&reversed, ChainPurpose::CodeSigning, now()).is_err());
+
     // The e2e key signs with the e2e certificate.
     let signer = LocalSigner::from_pem(
         &std::fs::read("/work/shared/vectors/e2e-certs/e2e.key").unwrap(),
