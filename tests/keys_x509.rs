@@ -987,3 +987,33 @@ fn parse_pem_and_der() {
     let err = parse_certificates(text.as_bytes(), "open.pem").unwrap_err();
     assert!(err.to_string().contains("no END line"), "{err}");
 }
+
+#[test]
+fn real_tsa_chain_from_a_globalsign_token() {
+    // The certificates a GlobalSign timestamp token carries: TSA leaf → Timestamping CA →
+    // Root R6 (cross-signed by R3) → Root R3, with genTime 2021-09-17T14:09:10Z.
+    let dir = tempfile::tempdir().unwrap();
+    openssl(
+        dir.path(),
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            "/work/shared/vectors/timestamp-tokens/TimeStampToken.p7s",
+            "-print_certs",
+            "-out",
+            "tsa.pem",
+        ],
+    );
+    let chain = certs(dir.path(), &["tsa.pem"]);
+    assert_eq!(chain.len(), 4);
+    let gen_time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_631_887_750);
+    validate_chain(&chain, ChainPurpose::Timestamping, Some(gen_time)).unwrap();
+    // The TSA leaf is no code-signing certificate.
+    let err = validate_chain(&chain, ChainPurpose::CodeSigning, Some(gen_time)).unwrap_err();
+    assert!(reason(&err).contains("timeStamping"), "{err}");
+    // Without its root the chain is incomplete.
+    let err = validate_chain(&chain[..3], ChainPurpose::Timestamping, Some(gen_time)).unwrap_err();
+    assert!(matches!(err, ChainError::NoRoot { .. }), "{err}");
+}
