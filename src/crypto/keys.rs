@@ -159,12 +159,11 @@ fn read_key_pem(
         ));
     }
     let blocks = crate::x509::pem_blocks(key_pem).map_err(KeyError::Unreadable)?;
-    let mut keys = blocks.into_iter().filter(|b| {
-        matches!(
-            b.label.as_str(),
-            "PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" | "EC PRIVATE KEY" | "RSA PRIVATE KEY"
-        ) || b.label.ends_with("PRIVATE KEY")
-    });
+    // Any "… PRIVATE KEY" block counts, so that e.g. an OpenSSH or DSA key is named below
+    // rather than reported as missing.
+    let mut keys = blocks
+        .into_iter()
+        .filter(|b| b.label.ends_with("PRIVATE KEY"));
     let block = keys
         .next()
         .ok_or_else(|| KeyError::Unreadable("the PEM text holds no private key block".into()))?;

@@ -221,6 +221,7 @@ fn basic_constraints(cert: &Certificate) -> Result<Option<(BasicConstraints, boo
 
 fn check_ca(cert: &Certificate, purpose: ChainPurpose, ca_below: usize) -> Result<(), String> {
     let bc = basic_constraints(cert)?;
+    // The spec wants basicConstraints critical; notation does not check it, nor do we.
     let Some((bc, _critical)) = bc.filter(|(bc, _)| bc.ca) else {
         return Err(
             "a CA certificate needs the basicConstraints extension with cA=TRUE".to_string(),
