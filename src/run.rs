@@ -54,8 +54,17 @@ pub fn one_line(e: &anyhow::Error) -> String {
 }
 
 fn generate_test(name: &str, dir: &Path) -> Result<i32> {
-    let _ = (name, dir);
-    anyhow::bail!("PENDING testcert merge");
+    let generated = sign_action::testcert::generate_test_certificate(name, dir)
+        .with_context(|| format!("cannot create the test certificate {name:?}"))?;
+    eprintln!(
+        "created test key {} and certificate {} ({})\ntrust store: {}\ntrust policy: {}",
+        generated.key_path.display(),
+        generated.cert_path.display(),
+        generated.subject,
+        generated.trust_store_root.display(),
+        generated.trust_policy_path.display()
+    );
+    Ok(EXIT_OK)
 }
 
 /// Where artifacts live and how to reach them, resolved from CLI arguments or action inputs.

@@ -72,6 +72,7 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// Check the signature manifest, its blobs and the tag-schema index against digest §1, and
 /// the envelope against §3/§4 with the Python verifier. Returns the envelope bytes.
+#[allow(clippy::too_many_arguments)]
 async fn assert_signature_stored(
     registry: &Registry,
     repo: &str,
@@ -96,13 +97,19 @@ async fn assert_signature_stored(
         "application/vnd.oci.image.manifest.v1+json"
     );
     if artifact_type_form {
-        assert_eq!(manifest["artifactType"], "application/vnd.cncf.notary.signature");
+        assert_eq!(
+            manifest["artifactType"],
+            "application/vnd.cncf.notary.signature"
+        );
         assert_eq!(
             manifest["config"]["mediaType"],
             "application/vnd.oci.empty.v1+json"
         );
     } else {
-        assert!(manifest.get("artifactType").is_none(), "legacy form has no artifactType");
+        assert!(
+            manifest.get("artifactType").is_none(),
+            "legacy form has no artifactType"
+        );
         assert_eq!(
             manifest["config"]["mediaType"],
             "application/vnd.cncf.notary.signature"
@@ -115,7 +122,10 @@ async fn assert_signature_stored(
     assert_eq!(manifest["config"]["size"], 2);
     let (status, _, config) = registry
         .raw_get(
-            &format!("/v2/{repo}/blobs/{}", manifest["config"]["digest"].as_str().unwrap()),
+            &format!(
+                "/v2/{repo}/blobs/{}",
+                manifest["config"]["digest"].as_str().unwrap()
+            ),
             "*/*",
         )
         .await;
@@ -129,7 +139,10 @@ async fn assert_signature_stored(
         "application/cose"
     };
     assert_eq!(layers[0]["mediaType"], media_type);
-    assert_eq!(manifest["subject"]["mediaType"], subject.media_type.as_str());
+    assert_eq!(
+        manifest["subject"]["mediaType"],
+        subject.media_type.as_str()
+    );
     assert_eq!(manifest["subject"]["digest"], subject.digest.as_str());
     assert_eq!(manifest["subject"]["size"], subject.size);
 
@@ -170,15 +183,24 @@ async fn assert_signature_stored(
     )
     .await;
     assert_eq!(status, 200, "tag schema index {tag} exists");
-    assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
     let entry = index["manifests"]
         .as_array()
         .unwrap()
         .iter()
         .find(|m| m["digest"] == signature_digest)
         .expect("index lists the signature");
-    assert_eq!(entry["mediaType"], "application/vnd.oci.image.manifest.v1+json");
-    assert_eq!(entry["artifactType"], "application/vnd.cncf.notary.signature");
+    assert_eq!(
+        entry["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        entry["artifactType"],
+        "application/vnd.cncf.notary.signature"
+    );
     assert_eq!(entry["size"], raw.len());
     assert_eq!(&entry["annotations"], annotations);
 
@@ -211,7 +233,8 @@ fn sign_json(
         cmd.arg("--registry-ca").arg(ca);
     }
     if let Some((u, p)) = &registry.credentials {
-        cmd.args(["--username", u]).env("SIGN_ACTION_REGISTRY_PASSWORD", p);
+        cmd.args(["--username", u])
+            .env("SIGN_ACTION_REGISTRY_PASSWORD", p);
     }
     let out = run(&mut cmd);
     assert!(
@@ -471,28 +494,54 @@ async fn bad_inputs_fail_with_one_line_and_push_nothing() {
     // Configuration errors: exit 2, before any registry request.
     assert_fails(&sign(&other, &good.chain, &reference), 2, "does not match");
     let (expired_key, expired_cert) = rcgen_cert(d, "expired", true, false);
-    assert_fails(&sign(&expired_key, &expired_cert, &reference), 2, "not valid");
+    assert_fails(
+        &sign(&expired_key, &expired_cert, &reference),
+        2,
+        "not valid",
+    );
     let (ca_key, ca_cert) = rcgen_cert(d, "ca-as-leaf", false, true);
     assert_fails(&sign(&ca_key, &ca_cert, &reference), 2, "certificate");
     openssl(
         &[
-            "req", "-x509", "-nodes", "-newkey", "rsa:1024", "-keyout", "weak.key", "-out",
-            "weak.pem", "-days", "5", "-subj", "/C=US/ST=WA/O=Test/CN=weak", "-addext",
-            "keyUsage=critical,digitalSignature", "-addext", "extendedKeyUsage=codeSigning",
+            "req",
+            "-x509",
+            "-nodes",
+            "-newkey",
+            "rsa:1024",
+            "-keyout",
+            "weak.key",
+            "-out",
+            "weak.pem",
+            "-days",
+            "5",
+            "-subj",
+            "/C=US/ST=WA/O=Test/CN=weak",
+            "-addext",
+            "keyUsage=critical,digitalSignature",
+            "-addext",
+            "extendedKeyUsage=codeSigning",
         ],
         d,
     );
-    assert_fails(&sign(&d.join("weak.key"), &d.join("weak.pem"), &reference), 2, "RSA-1024");
-    assert_fails(&sign(&good.key, &good.chain, "Not A//Reference!"), 2, "invalid reference");
+    assert_fails(
+        &sign(&d.join("weak.key"), &d.join("weak.pem"), &reference),
+        2,
+        "RSA-1024",
+    );
+    assert_fails(
+        &sign(&good.key, &good.chain, "Not A//Reference!"),
+        2,
+        "invalid reference",
+    );
 
     // Registry-side failures: exit 1, the artifact reported as failed.
-    let unknown = format!(
-        "{}/bad/app@sha256:{}",
-        registry.host,
-        "0".repeat(64)
-    );
+    let unknown = format!("{}/bad/app@sha256:{}", registry.host, "0".repeat(64));
     assert_fails(&sign(&good.key, &good.chain, &unknown), 1, "not found");
-    let down = format!("127.0.0.1:{}/bad/app@{}", support::free_port(), subject.digest);
+    let down = format!(
+        "127.0.0.1:{}/bad/app@{}",
+        support::free_port(),
+        subject.digest
+    );
     assert_fails(&sign(&good.key, &good.chain, &down), 1, "127.0.0.1");
 
     // None of the failures left a signature a verifier would find.
@@ -530,7 +579,10 @@ async fn many_artifacts_finish_the_others_and_report_each() {
         let s = push_test_image(&client, &registry.host, &format!("many/app{i}"), "v1").await;
         refs.push(format!("{}/many/app{i}@{}", registry.host, s.digest));
     }
-    refs.insert(1, format!("{}/many/missing@sha256:{}", registry.host, "1".repeat(64)));
+    refs.insert(
+        1,
+        format!("{}/many/missing@sha256:{}", registry.host, "1".repeat(64)),
+    );
     // A tag is resolved with a warning.
     refs.push(format!("{}/many/app0:v1", registry.host));
     let out = run(bin()
@@ -548,7 +600,11 @@ async fn many_artifacts_finish_the_others_and_report_each() {
     assert_eq!(signed.len(), 4);
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["reference"], refs[1].as_str());
-    assert!(stderr(&out).contains("tags are mutable"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tags are mutable"),
+        "{}",
+        stderr(&out)
+    );
     for (i, s) in signed.iter().enumerate() {
         let expected = if i == 0 { &refs[0] } else { &refs[i + 1] };
         assert_eq!(s["reference"], expected.as_str(), "input order kept");
@@ -604,8 +660,15 @@ fn action_mode_writes_outputs_and_summary_and_never_leaks_secrets() {
     let password = "correct-horse-battery-staple-42";
     openssl(
         &[
-            "pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in",
-            key.key.to_str().unwrap(), "-out", "encrypted.key", "-passout",
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-in",
+            key.key.to_str().unwrap(),
+            "-out",
+            "encrypted.key",
+            "-passout",
             &format!("pass:{password}"),
         ],
         d,
@@ -641,7 +704,10 @@ fn action_mode_writes_outputs_and_summary_and_never_leaks_secrets() {
 
     // Masks come before anything else.
     let first = stdout_text.lines().next().unwrap_or("");
-    assert!(first.starts_with("::add-mask::"), "first line masks: {first}");
+    assert!(
+        first.starts_with("::add-mask::"),
+        "first line masks: {first}"
+    );
 
     let outputs = std::fs::read_to_string(&output_file).unwrap();
     let summary = std::fs::read_to_string(&summary_file).unwrap();
@@ -655,7 +721,10 @@ fn action_mode_writes_outputs_and_summary_and_never_leaks_secrets() {
         parsed["signature-digest"],
         signatures[0]["signature-digest"].as_str().unwrap()
     );
-    assert!(summary.contains("| Artifact | Digest | Signer subject |"), "{summary}");
+    assert!(
+        summary.contains("| Artifact | Digest | Signer subject |"),
+        "{summary}"
+    );
     assert!(summary.contains("action/app"), "{summary}");
 
     // No secret anywhere but in the masks.
@@ -667,7 +736,10 @@ fn action_mode_writes_outputs_and_summary_and_never_leaks_secrets() {
     for haystack in [&unmasked_stdout, &stderr_text, &outputs, &summary] {
         assert!(!haystack.contains(password));
         assert!(!haystack.contains("ghs_notarealtokenbutsecret"));
-        for line in key_pem.lines().filter(|l| l.len() > 20 && !l.starts_with("-----")) {
+        for line in key_pem
+            .lines()
+            .filter(|l| l.len() > 20 && !l.starts_with("-----"))
+        {
             assert!(!haystack.contains(line), "a key line leaked");
         }
     }
