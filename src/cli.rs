@@ -92,7 +92,12 @@ pub struct StoreArgs {
     #[arg(long, short = 'u', env = "SIGN_ACTION_REGISTRY_USERNAME")]
     pub username: Option<String>,
     /// Registry password or token.
-    #[arg(long, short = 'p', env = "SIGN_ACTION_REGISTRY_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        short = 'p',
+        env = "SIGN_ACTION_REGISTRY_PASSWORD",
+        hide_env_values = true
+    )]
     pub password: Option<String>,
     /// Allow plain HTTP to this registry host[:port] (repeatable). Loopback hosts are always allowed.
     #[arg(long = "insecure-registry", value_name = "HOST")]

@@ -20,7 +20,6 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 
-
 pub async fn run(cli: Cli) -> i32 {
     let outcome = match cli.command {
         Command::Sign(args) => run_sign(args).await,
@@ -69,9 +68,8 @@ impl SignRequest {
     pub fn from_args(args: &SignArgs) -> Result<SignRequest> {
         let key_pem = std::fs::read(&args.key)
             .with_context(|| format!("cannot read the key file {}", args.key.display()))?;
-        let chain_pem = std::fs::read(&args.cert).with_context(|| {
-            format!("cannot read the certificate file {}", args.cert.display())
-        })?;
+        let chain_pem = std::fs::read(&args.cert)
+            .with_context(|| format!("cannot read the certificate file {}", args.cert.display()))?;
         let settings = settings_from(
             args.signature_format,
             args.expiry.as_deref(),
@@ -142,11 +140,8 @@ pub async fn execute_sign(
     let chain = sign_action::x509::parse_certificates(&request.chain_pem, "the certificate chain")
         .context("invalid certificate chain")?;
     let chain_der: Vec<Vec<u8>> = chain.iter().map(|c| c.der().to_vec()).collect();
-    let signer = LocalSigner::from_pem(
-        &request.key_pem,
-        request.key_password.as_deref(),
-        chain_der,
-    )?;
+    let signer =
+        LocalSigner::from_pem(&request.key_pem, request.key_password.as_deref(), chain_der)?;
     let signer: Arc<dyn Signer> = Arc::new(signer);
     sign::preflight(signer.as_ref(), &request.settings)?;
     let (store, targets) = open_store(&request.store, &request.references)?;

@@ -268,9 +268,8 @@ pub fn truncate_to_seconds(t: SystemTime) -> SystemTime {
 /// RFC 3339 UTC with whole seconds, e.g. `2025-01-21T09:17:46Z`.
 pub fn rfc3339_utc(t: SystemTime) -> String {
     let dt = time::OffsetDateTime::from(t);
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-    );
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     dt.to_offset(time::UtcOffset::UTC)
         .format(&format)
         .expect("UTC timestamps format")
@@ -333,8 +332,14 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86_400));
-        assert_eq!(parse_duration("12h").unwrap(), Duration::from_secs(12 * 3600));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(
+            parse_duration("12h").unwrap(),
+            Duration::from_secs(12 * 3600)
+        );
         assert_eq!(parse_duration("1w").unwrap(), Duration::from_secs(604_800));
         assert!(parse_duration("30").unwrap_err().contains("unit"));
         assert!(parse_duration("d").is_err());

@@ -81,7 +81,9 @@ impl KeySpec {
                 .parameters
                 .as_ref()
                 .and_then(|p| p.decode_as().ok())
-                .ok_or_else(|| CryptoError::UnsupportedKey("EC key without a named curve".into()))?;
+                .ok_or_else(|| {
+                    CryptoError::UnsupportedKey("EC key without a named curve".into())
+                })?;
             if curve == OID_P256 {
                 Ok(KeySpec::EcP256)
             } else if curve == OID_P384 {

@@ -148,9 +148,15 @@ pub enum EnvelopeError {
     #[error("unsupported signature envelope media type {0:?} (expected application/jose+json or application/cose)")]
     UnsupportedMediaType(String),
     #[error("malformed {format} envelope: {reason}")]
-    Malformed { format: &'static str, reason: String },
+    Malformed {
+        format: &'static str,
+        reason: String,
+    },
     #[error("invalid {format} protected header: {reason}")]
-    Header { format: &'static str, reason: String },
+    Header {
+        format: &'static str,
+        reason: String,
+    },
     #[error("the envelope's algorithm {header} does not match the leaf certificate's key, which requires {expected}")]
     AlgorithmMismatch {
         header: SignatureAlgorithm,

@@ -76,11 +76,19 @@ impl Certificate {
     }
 
     pub fn not_before(&self) -> SystemTime {
-        self.parsed.tbs_certificate.validity.not_before.to_system_time()
+        self.parsed
+            .tbs_certificate
+            .validity
+            .not_before
+            .to_system_time()
     }
 
     pub fn not_after(&self) -> SystemTime {
-        self.parsed.tbs_certificate.validity.not_after.to_system_time()
+        self.parsed
+            .tbs_certificate
+            .validity
+            .not_after
+            .to_system_time()
     }
 
     /// Whether `at` lies within [notBefore, notAfter], both inclusive.

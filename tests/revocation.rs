@@ -1,0 +1,404 @@
+//! Revocation checks against a real `openssl ca` PKI, the real `openssl ocsp` responder and
+//! CRLs served over HTTP on 127.0.0.1, plus the upstream notation CRL scenario vectors.
+
+#[path = "support/pki.rs"]
+mod pki;
+
+use std::path::{Path, PathBuf};
+
+use pki::{pem_certs, OcspResponder, TestPki};
+use sign_action::revocation::{
+    ChainRevocation, RevocationChecker, RevocationSource, RevocationStatus,
+};
+use sign_action::x509::Certificate;
+
+fn chain_of(files: &[PathBuf]) -> Vec<Certificate> {
+    files
+        .iter()
+        .flat_map(|f| pem_certs(f))
+        .map(|der| Certificate::from_der(&der).unwrap())
+        .collect()
+}
+
+fn checker() -> RevocationChecker {
+    RevocationChecker::new().unwrap()
+}
+
+fn assert_status(r: &ChainRevocation, want: RevocationStatus) {
+    assert_eq!(r.status, want, "unexpected outcome: {r}\n{r:#?}");
+}
+
+fn source_of(r: &ChainRevocation, index: usize) -> Option<RevocationSource> {
+    r.certificates[index].source.clone()
+}
+
+fn ocsp(port: u16) -> Option<RevocationSource> {
+    Some(RevocationSource::Ocsp {
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+#[tokio::test]
+async fn good_chain_is_good_via_ocsp() {
+    let pki = TestPki::new();
+    let _resp = pki.start_responders();
+    let chain = chain_of(&pki.chain_files());
+    let c = checker();
+    let r = c.check_chain(&chain, None).await;
+    assert_status(&r, RevocationStatus::Good);
+    assert_eq!(r.certificates.len(), 2, "the root is not checked");
+    assert_eq!(source_of(&r, 0), ocsp(pki.inter_ocsp_port));
+    assert_eq!(source_of(&r, 1), ocsp(pki.root_ocsp_port));
+    assert!(r.certificates.iter().all(|c| c.ocsp_fallback.is_none()));
+    // No CRL was needed.
+    assert_eq!(pki.crl_server.hits(), 0);
+    assert_eq!(c.fetch_count(), 2);
+}
+
+#[tokio::test]
+async fn revoked_leaf_via_ocsp() {
+    let pki = TestPki::new();
+    pki.inter
+        .revoke(&pki.leaf, &["-crl_reason", "keyCompromise"]);
+    let _resp = pki.start_responders();
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Revoked);
+    let leaf = &r.certificates[0];
+    assert_eq!(leaf.index, 0);
+    assert_eq!(leaf.status, RevocationStatus::Revoked);
+    assert!(leaf.subject.contains("Test Leaf"), "{}", leaf.subject);
+    assert_eq!(leaf.source, ocsp(pki.inter_ocsp_port));
+    assert!(
+        leaf.detail.as_deref().unwrap().contains("KeyCompromise"),
+        "{leaf}"
+    );
+    assert_eq!(r.certificates[1].status, RevocationStatus::Good);
+    assert!(r.to_string().contains("revoked"), "{r}");
+}
+
+#[tokio::test]
+async fn revoked_intermediate_via_ocsp() {
+    let pki = TestPki::new();
+    pki.root.revoke(&pki.inter.path("ca.pem"), &[]);
+    let _resp = pki.start_responders();
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Revoked);
+    assert_eq!(r.certificates[0].status, RevocationStatus::Good);
+    assert_eq!(r.certificates[1].status, RevocationStatus::Revoked);
+    assert_eq!(source_of(&r, 1), ocsp(pki.root_ocsp_port));
+}
+
+#[tokio::test]
+async fn responder_down_falls_back_to_good_crl() {
+    let pki = TestPki::new();
+    pki.publish_crls();
+    // No responder runs on the AIA ports: connection refused.
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Good);
+    assert_eq!(
+        source_of(&r, 0),
+        Some(RevocationSource::Crl {
+            url: pki.crl_url("intermediate.crl")
+        })
+    );
+    assert_eq!(
+        source_of(&r, 1),
+        Some(RevocationSource::Crl {
+            url: pki.crl_url("root.crl")
+        })
+    );
+    for c in &r.certificates {
+        let why = c.ocsp_fallback.as_deref().expect("fallback recorded");
+        assert!(why.contains("127.0.0.1"), "{why}");
+    }
+    assert_eq!(r.fallback_notes().len(), 2);
+}
+
+#[tokio::test]
+async fn responder_down_falls_back_to_crl_that_revokes() {
+    let pki = TestPki::new();
+    pki.inter.revoke(&pki.leaf, &[]);
+    pki.publish_crls();
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Revoked);
+    assert_eq!(r.certificates[0].status, RevocationStatus::Revoked);
+    assert_eq!(
+        source_of(&r, 0),
+        Some(RevocationSource::Crl {
+            url: pki.crl_url("intermediate.crl")
+        })
+    );
+    assert!(r.certificates[0].ocsp_fallback.is_some());
+}
+
+#[tokio::test]
+async fn expired_crl_is_unknown() {
+    let pki = TestPki::new();
+    let d = pki.crl_server.dir.clone();
+    pki.root.gen_crl(&d.join("root.crl"), false, &[]);
+    // nextUpdate an hour ago.
+    let past = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let fmt = time::macros::format_description!("[year][month][day][hour][minute][second]Z");
+    let last = (past - time::Duration::hours(1)).format(&fmt).unwrap();
+    let next = past.format(&fmt).unwrap();
+    pki.inter.gen_crl(
+        &d.join("intermediate.crl"),
+        false,
+        &["-crl_lastupdate", &last, "-crl_nextupdate", &next],
+    );
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Unknown);
+    assert_eq!(r.certificates[0].status, RevocationStatus::Unknown);
+    assert!(
+        r.certificates[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("expired"),
+        "{r}"
+    );
+    assert_eq!(r.certificates[1].status, RevocationStatus::Good);
+}
+
+#[tokio::test]
+async fn v1_crl_is_unknown() {
+    let pki = TestPki::new();
+    let d = pki.crl_server.dir.clone();
+    pki.root.gen_crl(&d.join("root.crl"), false, &[]);
+    pki.inter.gen_crl(&d.join("intermediate.crl"), true, &[]);
+    // Independent check that openssl really wrote a v1 CRL.
+    let text = std::process::Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(d.join("intermediate.crl"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("Version 1"));
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Unknown);
+    assert!(
+        r.certificates[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("unsupported CRL version 1"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn responder_for_wrong_issuer_is_unknown_then_crl_decides() {
+    let pki = TestPki::new();
+    let other = TestPki::new();
+    // A genuine responder, but for a different CA, answers on the leaf's AIA port; the
+    // intermediate's responder is the real one.
+    let _wrong = OcspResponder::start(&other.inter, "responder", pki.inter_ocsp_port);
+    let _right = OcspResponder::start(&pki.root, "responder", pki.root_ocsp_port);
+    let chain = chain_of(&pki.chain_files());
+
+    // No CRL published yet: the CRL fetch gets 404 → unknown.
+    let r = checker().check_chain(&chain, None).await;
+    assert_status(&r, RevocationStatus::Unknown);
+    let leaf = &r.certificates[0];
+    let why = leaf.ocsp_fallback.as_deref().expect("OCSP was tried first");
+    assert!(
+        why.contains("not signed by") || why.contains("issued by"),
+        "{why}"
+    );
+    assert!(leaf.detail.as_deref().unwrap().contains("404"), "{leaf}");
+    assert_eq!(r.certificates[1].status, RevocationStatus::Good);
+
+    // With the CRL available the fallback decides.
+    pki.publish_crls();
+    let r = checker().check_chain(&chain, None).await;
+    assert_status(&r, RevocationStatus::Good);
+    assert_eq!(
+        source_of(&r, 0),
+        Some(RevocationSource::Crl {
+            url: pki.crl_url("intermediate.crl")
+        })
+    );
+}
+
+#[tokio::test]
+async fn certs_without_revocation_info_are_not_revoked() {
+    let pki = TestPki::new_with(false, false);
+    let c = checker();
+    let r = c.check_chain(&chain_of(&pki.chain_files()), None).await;
+    assert_status(&r, RevocationStatus::Good);
+    assert!(r.certificates.iter().all(|c| c.source.is_none()));
+    assert_eq!(c.fetch_count(), 0);
+}
+
+#[tokio::test]
+async fn broken_chain_is_unknown() {
+    let pki = TestPki::new();
+    let other = TestPki::new();
+    // Leaf of one PKI with the intermediate of another: the link signature fails.
+    let chain = chain_of(&[
+        pki.leaf.clone(),
+        other.inter.path("ca.pem"),
+        other.root.path("ca.pem"),
+    ]);
+    let c = checker();
+    let r = c.check_chain(&chain, None).await;
+    assert_status(&r, RevocationStatus::Unknown);
+    assert!(
+        r.detail.as_deref().unwrap().contains("invalid chain"),
+        "{r}"
+    );
+    assert_eq!(c.fetch_count(), 0);
+}
+
+#[tokio::test]
+async fn cache_fetches_each_answer_once() {
+    let pki = TestPki::new();
+    let _resp = pki.start_responders();
+    let chain = chain_of(&pki.chain_files());
+    let c = checker();
+    for _ in 0..10 {
+        assert_status(&c.check_chain(&chain, None).await, RevocationStatus::Good);
+    }
+    // Concurrent checks share the same in-flight fetches.
+    let results = futures::future::join_all((0..10).map(|_| c.check_chain(&chain, None))).await;
+    for r in &results {
+        assert_status(r, RevocationStatus::Good);
+    }
+    assert_eq!(c.fetch_count(), 2, "one OCSP answer per certificate");
+}
+
+#[tokio::test]
+async fn cache_fetches_each_crl_once_even_concurrently() {
+    let pki = TestPki::new();
+    pki.publish_crls();
+    let chain = chain_of(&pki.chain_files());
+    let c = checker();
+    let results = futures::future::join_all((0..20).map(|_| c.check_chain(&chain, None))).await;
+    for r in &results {
+        assert_status(r, RevocationStatus::Good);
+    }
+    // Two failed OCSP attempts (refused) and two CRLs, each once.
+    assert_eq!(c.fetch_count(), 4);
+    assert_eq!(pki.crl_server.hits(), 2, "the CRL server saw each CRL once");
+}
+
+#[tokio::test]
+async fn disk_cache_serves_a_later_checker() {
+    let pki = TestPki::new();
+    pki.publish_crls();
+    let cache = tempfile::tempdir().unwrap();
+    let chain = chain_of(&pki.chain_files());
+    {
+        let resp = pki.start_responders();
+        let first = checker().with_cache_dir(cache.path());
+        assert_status(
+            &first.check_chain(&chain, None).await,
+            RevocationStatus::Good,
+        );
+        assert_eq!(first.fetch_count(), 2);
+        drop(resp);
+    }
+    // Responders are gone: a fresh checker answers from the disk cache alone.
+    let second = checker().with_cache_dir(cache.path());
+    let r = second.check_chain(&chain, None).await;
+    assert_status(&r, RevocationStatus::Good);
+    assert_eq!(source_of(&r, 0), ocsp(pki.inter_ocsp_port));
+    assert_eq!(second.fetch_count(), 0);
+
+    // A checker without the cache has to go to the network (and falls back to the CRLs).
+    let third = checker();
+    assert_status(
+        &third.check_chain(&chain, None).await,
+        RevocationStatus::Good,
+    );
+    assert_eq!(third.fetch_count(), 4);
+}
+
+// ---- upstream notation CRL scenario (vectors README §8) ----
+
+const VECTORS: &str = "/work/shared/vectors/crl";
+
+/// Serve `leaf`/`intermediate` as leaf.crl/intermediate.crl and check the vector chain, the
+/// certificates' `http://localhost:10086/` rewritten to the test server's port. The
+/// intermediate's OCSP URL (`http://localhost.test/ocsp`) is left alone: it must fail.
+async fn vector_case(leaf: &str, intermediate: &str) -> ChainRevocation {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(Path::new(VECTORS).join(leaf), dir.path().join("leaf.crl")).unwrap();
+    std::fs::copy(
+        Path::new(VECTORS).join(intermediate),
+        dir.path().join("intermediate.crl"),
+    )
+    .unwrap();
+    let server = pki::FileServer::start(dir.path());
+    let port = server.port;
+    let chain = chain_of(&[Path::new(VECTORS).join("certchain_with_crl.pem")]);
+    assert_eq!(chain.len(), 3);
+    // The vector certificates are valid from 2024-11-11 to 2124-10-18; this module does not
+    // judge validity, but say so if that ever stops holding.
+    let now = std::time::SystemTime::now();
+    assert!(
+        chain.iter().all(|c| c.is_valid_at(now)),
+        "vector certs expired"
+    );
+    let c = checker().with_url_rewrite(move |u| {
+        u.replace(
+            "http://localhost:10086/",
+            &format!("http://127.0.0.1:{port}/"),
+        )
+    });
+    let r = c.check_chain(&chain, None).await;
+    assert_eq!(server.hits(), 2, "both CRLs fetched from the test server");
+    r
+}
+
+#[tokio::test]
+async fn vectors_good_with_ocsp_fallback_to_crl() {
+    let r = vector_case("leaf.crl", "intermediate.crl").await;
+    assert_status(&r, RevocationStatus::Good);
+    let inter = &r.certificates[1];
+    assert!(
+        inter
+            .ocsp_fallback
+            .as_deref()
+            .unwrap()
+            .contains("localhost.test"),
+        "{inter:?}"
+    );
+    assert!(
+        matches!(inter.source, Some(RevocationSource::Crl { ref url }) if url == "http://localhost:10086/intermediate.crl")
+    );
+    assert!(
+        r.certificates[0].ocsp_fallback.is_none(),
+        "the leaf has no OCSP URL"
+    );
+    let notes = r.fallback_notes();
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].contains("certificate #2"), "{notes:?}");
+}
+
+#[tokio::test]
+async fn vectors_leaf_revoked() {
+    let r = vector_case("leaf_revoked.crl", "intermediate.crl").await;
+    assert_status(&r, RevocationStatus::Revoked);
+    assert_eq!(r.certificates[0].status, RevocationStatus::Revoked);
+    assert_eq!(r.certificates[1].status, RevocationStatus::Good);
+}
+
+#[tokio::test]
+async fn vectors_intermediate_revoked() {
+    let r = vector_case("leaf.crl", "intermediate_revoked.crl").await;
+    assert_status(&r, RevocationStatus::Revoked);
+    assert_eq!(r.certificates[0].status, RevocationStatus::Good);
+    assert_eq!(r.certificates[1].status, RevocationStatus::Revoked);
+}
