@@ -402,3 +402,152 @@ async fn vectors_intermediate_revoked() {
     assert_eq!(r.certificates[0].status, RevocationStatus::Good);
     assert_eq!(r.certificates[1].status, RevocationStatus::Revoked);
 }
+
+// ---- responder authorisation and freshness ----
+
+#[tokio::test]
+async fn ocsp_signed_by_the_issuer_itself_is_accepted() {
+    let pki = TestPki::new();
+    let _a = OcspResponder::start(&pki.inter, "ca", pki.inter_ocsp_port);
+    let _b = OcspResponder::start(&pki.root, "ca", pki.root_ocsp_port);
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Good);
+    assert_eq!(source_of(&r, 0), ocsp(pki.inter_ocsp_port));
+    assert_eq!(source_of(&r, 1), ocsp(pki.root_ocsp_port));
+}
+
+#[tokio::test]
+async fn responder_without_ocsp_signing_eku_is_unknown() {
+    let pki = TestPki::new();
+    // Issued by the right CA, but for code signing, not OCSP signing.
+    pki.inter
+        .issue("codesigner", "Not A Responder", "v3_leaf", true);
+    let _a = OcspResponder::start(&pki.inter, "codesigner", pki.inter_ocsp_port);
+    let _b = OcspResponder::start(&pki.root, "responder", pki.root_ocsp_port);
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Unknown);
+    let why = r.certificates[0].ocsp_fallback.as_deref().unwrap();
+    assert!(why.contains("OCSPSigning"), "{why}");
+}
+
+#[tokio::test]
+async fn ocsp_answer_without_next_update_is_unknown() {
+    let pki = TestPki::new();
+    let _a = OcspResponder::start_with(&pki.inter, "responder", pki.inter_ocsp_port, &[]);
+    let _b = OcspResponder::start(&pki.root, "responder", pki.root_ocsp_port);
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Unknown);
+    let why = r.certificates[0].ocsp_fallback.as_deref().unwrap();
+    assert!(why.contains("nextUpdate"), "{why}");
+    assert_eq!(r.certificates[1].status, RevocationStatus::Good);
+}
+
+// ---- invalidity date, hold, PSS-signed CRLs ----
+
+fn gen_time(t: time::OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!("[year][month][day][hour][minute][second]Z");
+    t.format(&fmt).unwrap()
+}
+
+#[tokio::test]
+async fn invalidity_date_after_authentic_signing_time_is_not_revoked() {
+    let now = time::OffsetDateTime::now_utc();
+    let compromised = now - time::Duration::hours(1);
+    let pki = TestPki::new();
+    pki.inter
+        .revoke(&pki.leaf, &["-crl_compromise", &gen_time(compromised)]);
+    pki.publish_crls();
+    let chain = chain_of(&pki.chain_files());
+    let before: std::time::SystemTime = (compromised - time::Duration::hours(1)).into();
+    let after: std::time::SystemTime = (compromised + time::Duration::minutes(1)).into();
+
+    // Over CRL (no responders).
+    let c = checker();
+    assert_status(
+        &c.check_chain(&chain, None).await,
+        RevocationStatus::Revoked,
+    );
+    assert_status(
+        &c.check_chain(&chain, Some(after)).await,
+        RevocationStatus::Revoked,
+    );
+    assert_status(
+        &c.check_chain(&chain, Some(before)).await,
+        RevocationStatus::Good,
+    );
+
+    // Over OCSP: openssl ocsp puts the compromise time in an invalidityDate extension.
+    let _resp = pki.start_responders();
+    let c = checker();
+    let r = c.check_chain(&chain, Some(before)).await;
+    assert_status(&r, RevocationStatus::Good);
+    assert_eq!(source_of(&r, 0), ocsp(pki.inter_ocsp_port));
+    assert_status(
+        &c.check_chain(&chain, None).await,
+        RevocationStatus::Revoked,
+    );
+    assert_status(
+        &c.check_chain(&chain, Some(after)).await,
+        RevocationStatus::Revoked,
+    );
+}
+
+#[tokio::test]
+async fn certificate_hold_in_crl_is_revoked() {
+    let pki = TestPki::new();
+    pki.inter
+        .revoke(&pki.leaf, &["-crl_hold", "holdInstructionCallIssuer"]);
+    pki.publish_crls();
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Revoked);
+    assert!(
+        r.certificates[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("CertificateHold"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn rsa_pss_signed_crl_is_verified() {
+    let pki = TestPki::new();
+    let d = pki.crl_server.dir.clone();
+    // The root key is RSA: sign its CRL with RSASSA-PSS.
+    pki.root.gen_crl(
+        &d.join("root.crl"),
+        false,
+        &[
+            "-sigopt",
+            "rsa_padding_mode:pss",
+            "-sigopt",
+            "rsa_pss_saltlen:digest",
+        ],
+    );
+    pki.inter.gen_crl(&d.join("intermediate.crl"), false, &[]);
+    let text = std::process::Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(d.join("root.crl"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("rsassaPss"));
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Good);
+    assert_eq!(
+        source_of(&r, 1),
+        Some(RevocationSource::Crl {
+            url: pki.crl_url("root.crl")
+        })
+    );
+}

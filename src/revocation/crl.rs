@@ -284,7 +284,7 @@ pub(crate) fn dp_uris(
         .collect()
 }
 
-pub(crate) fn find_extension<'a>(cert: &'a Certificate, oid: Oid) -> Option<&'a Extension> {
+pub(crate) fn find_extension(cert: &Certificate, oid: Oid) -> Option<&Extension> {
     cert.parsed()
         .tbs_certificate
         .extensions
@@ -337,4 +337,25 @@ pub(crate) fn fmt_time(t: SystemTime) -> String {
     let t = time::OffsetDateTime::from(t);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| format!("{t}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crl_numbers_compare_as_unsigned_integers() {
+        assert!(greater(&[2], &[1]));
+        assert!(greater(&[1, 0], &[0xff]));
+        assert!(!greater(&[1], &[1]));
+        assert!(!greater(&[0xff], &[1, 0]));
+        let u = der::asn1::Uint::new(&[0, 0x80]).unwrap();
+        assert_eq!(uint_bytes(&u), vec![0x80]);
+    }
+
+    #[test]
+    fn garbage_is_not_a_crl() {
+        assert!(parse(b"not a crl").is_err());
+        assert!(parse(&[0x30, 0x03, 0x02, 0x01, 0x01]).is_err());
+    }
 }

@@ -142,24 +142,14 @@ impl Fetcher {
     }
 
     async fn ocsp(&self, url: &str, request: &[u8]) -> Result<Vec<u8>, FetchError> {
-        use base64::Engine;
         let url = self.rewritten(url)?;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(request);
-        // RFC 6960 A.1: GET for small requests (cacheable by proxies), POST otherwise; the
-        // 255-byte threshold is notation's.
-        let escaped: String = url::form_urlencoded::byte_serialize(b64.as_bytes()).collect();
-        let req = if b64.len() < 255 && escaped.len() < 255 {
-            let joined = if url.ends_with('/') {
-                format!("{url}{escaped}")
-            } else {
-                format!("{url}/{escaped}")
-            };
-            self.client.get(joined)
-        } else {
-            self.client
+        let req = match ocsp_get_url(&url, request) {
+            Some(get) => self.client.get(get),
+            None => self
+                .client
                 .post(&url)
                 .header(reqwest::header::CONTENT_TYPE, "application/ocsp-request")
-                .body(request.to_vec())
+                .body(request.to_vec()),
         };
         self.send(req, &url, OCSP_TIMEOUT, OCSP_MAX_BYTES).await
     }
@@ -250,6 +240,23 @@ impl Fetcher {
     }
 }
 
+/// The GET URL for an OCSP request (RFC 6960 A.1), or None when POST must be used: GET
+/// answers are cacheable by proxies, and notation switches to POST from 255 bytes of
+/// encoded request on.
+pub(crate) fn ocsp_get_url(url: &str, request: &[u8]) -> Option<String> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(request);
+    let escaped: String = url::form_urlencoded::byte_serialize(b64.as_bytes()).collect();
+    if b64.len() >= 255 || escaped.len() >= 255 {
+        return None;
+    }
+    Some(if url.ends_with('/') {
+        format!("{url}{escaped}")
+    } else {
+        format!("{url}/{escaped}")
+    })
+}
+
 fn classify(e: reqwest::Error, url: &str, timeout: Duration) -> FetchError {
     if e.is_timeout() {
         FetchError::Timeout {
@@ -273,4 +280,43 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_requests_use_get_with_escaped_base64() {
+        // 0xfb 0xff encodes to "+/8=", every character of which must be escaped.
+        let url = ocsp_get_url("http://ocsp.example/x", &[0xfb, 0xff]).unwrap();
+        assert_eq!(url, "http://ocsp.example/x/%2B%2F8%3D");
+        let url = ocsp_get_url("http://ocsp.example/", &[0, 0, 0]).unwrap();
+        assert_eq!(url, "http://ocsp.example/AAAA");
+    }
+
+    #[test]
+    fn large_requests_use_post() {
+        // 190 bytes → 256 base64 characters.
+        assert!(ocsp_get_url("http://o", &[0u8; 190]).is_none());
+        // 189 bytes → 252 characters, no escaping needed for zeros.
+        assert!(ocsp_get_url("http://o", &[0u8; 189]).is_some());
+        // Short enough in base64 but too long once '/' and '+' are escaped.
+        assert!(ocsp_get_url("http://o", &[0xff; 150]).is_none());
+    }
+
+    #[test]
+    fn disk_names_separate_kinds_and_keys() {
+        let a = Key::Crl {
+            url: "http://a".into(),
+        }
+        .disk_name();
+        let b = Key::Ocsp {
+            url: "http://a".into(),
+            request: vec![],
+        }
+        .disk_name();
+        assert_ne!(a, b);
+        assert!(a.ends_with(".crl") && b.ends_with(".ocsp"));
+    }
 }

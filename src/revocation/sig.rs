@@ -168,3 +168,32 @@ pub(crate) fn signed_part(der: &[u8]) -> Result<&[u8], String> {
     }
     reader.tlv_bytes().map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_part_is_the_first_inner_element_verbatim() {
+        // SEQUENCE { SEQUENCE { INTEGER 5 }, NULL }
+        let der = [0x30, 0x07, 0x30, 0x03, 0x02, 0x01, 0x05, 0x05, 0x00];
+        assert_eq!(signed_part(&der).unwrap(), &[0x30, 0x03, 0x02, 0x01, 0x05]);
+        assert!(signed_part(&[0x02, 0x01, 0x05]).is_err());
+        assert!(signed_part(&[0x30, 0x05, 0x30]).is_err());
+    }
+
+    #[test]
+    fn pss_defaults_are_refused() {
+        let alg = AlgorithmIdentifierOwned {
+            oid: RSASSA_PSS,
+            parameters: None,
+        };
+        assert!(pss_hash(&alg).is_err());
+        // RSASSA-PSS-params with all defaults (empty SEQUENCE) means SHA-1.
+        let alg = AlgorithmIdentifierOwned {
+            oid: RSASSA_PSS,
+            parameters: Some(der::Any::new(Tag::Sequence, Vec::<u8>::new()).unwrap()),
+        };
+        assert!(pss_hash(&alg).is_err());
+    }
+}

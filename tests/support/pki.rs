@@ -127,6 +127,11 @@ pub struct OcspResponder {
 impl OcspResponder {
     /// Start `openssl ocsp` for `ca`'s database on `port`, signing with `signer`/`signer_key`.
     pub fn start(ca: &Ca, signer: &str, port: u16) -> OcspResponder {
+        OcspResponder::start_with(ca, signer, port, &["-ndays", "1"])
+    }
+
+    /// As `start`, with `extra` options instead of `-ndays 1`.
+    pub fn start_with(ca: &Ca, signer: &str, port: u16, extra: &[&str]) -> OcspResponder {
         let child = Command::new("openssl")
             .args(["ocsp", "-index"])
             .arg(ca.dir.join("index.txt"))
@@ -136,7 +141,7 @@ impl OcspResponder {
             .arg(ca.dir.join(format!("{signer}.key")))
             .arg("-CA")
             .arg(ca.dir.join("ca.pem"))
-            .args(["-ndays", "1"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
