@@ -551,3 +551,231 @@ async fn rsa_pss_signed_crl_is_verified() {
         })
     );
 }
+
+// ---- delta CRLs (crafted with Python `cryptography`, signed by the intermediate's key) ----
+
+const MAKE_CRL: &str = r#"
+import datetime, json, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+spec = json.loads(sys.argv[1])
+issuer = x509.load_pem_x509_certificate(open(spec["issuer_cert"], "rb").read())
+key = serialization.load_pem_private_key(open(spec["issuer_key"], "rb").read(), None)
+leaf = x509.load_pem_x509_certificate(open(spec["leaf"], "rb").read())
+now = datetime.datetime.now(datetime.timezone.utc)
+b = (x509.CertificateRevocationListBuilder()
+     .issuer_name(issuer.subject)
+     .last_update(now - datetime.timedelta(minutes=10))
+     .next_update(now + datetime.timedelta(hours=24))
+     .add_extension(x509.CRLNumber(spec["number"]), False))
+if spec.get("delta_of") is not None:
+    b = b.add_extension(x509.DeltaCRLIndicator(spec["delta_of"]), True)
+if spec.get("freshest"):
+    dp = x509.DistributionPoint([x509.UniformResourceIdentifier(spec["freshest"])], None, None, None)
+    b = b.add_extension(x509.FreshestCRL([dp]), False)
+for reason in spec.get("leaf_entries", []):
+    e = (x509.RevokedCertificateBuilder().serial_number(leaf.serial_number)
+         .revocation_date(now - datetime.timedelta(minutes=5))
+         .add_extension(x509.CRLReason(x509.ReasonFlags[reason]), False).build())
+    b = b.add_revoked_certificate(e)
+crl = b.sign(key, hashes.SHA256())
+open(spec["out"], "wb").write(crl.public_bytes(serialization.Encoding.DER))
+"#;
+
+fn make_crl(pki: &TestPki, file: &str, spec: serde_json::Value) {
+    let mut spec = spec;
+    spec["issuer_cert"] = pki.inter.path("ca.pem").display().to_string().into();
+    spec["issuer_key"] = pki.inter.path("ca.key").display().to_string().into();
+    spec["leaf"] = pki.leaf.display().to_string().into();
+    spec["out"] = pki.crl_server.dir.join(file).display().to_string().into();
+    pki::run(
+        std::process::Command::new("python3")
+            .args(["-c", MAKE_CRL])
+            .arg(spec.to_string()),
+    );
+}
+
+/// A PKI without OCSP, with the root CRL from openssl and the intermediate's base (and
+/// delta) CRL crafted per case.
+fn delta_pki() -> TestPki {
+    let pki = TestPki::new_with(false, true);
+    pki.root
+        .gen_crl(&pki.crl_server.dir.join("root.crl"), false, &[]);
+    pki
+}
+
+#[tokio::test]
+async fn delta_crl_remove_from_crl_lifts_a_hold() {
+    let pki = delta_pki();
+    let delta_url = pki.crl_url("delta.crl");
+    make_crl(
+        &pki,
+        "intermediate.crl",
+        serde_json::json!({"number": 10, "freshest": delta_url, "leaf_entries": ["certificate_hold"]}),
+    );
+    // Empty delta: the hold of the base stands.
+    make_crl(
+        &pki,
+        "delta.crl",
+        serde_json::json!({"number": 11, "delta_of": 10}),
+    );
+    let chain = chain_of(&pki.chain_files());
+    let r = checker().check_chain(&chain, None).await;
+    assert_status(&r, RevocationStatus::Revoked);
+
+    // The delta releases the hold.
+    make_crl(
+        &pki,
+        "delta.crl",
+        serde_json::json!({"number": 12, "delta_of": 10, "leaf_entries": ["remove_from_crl"]}),
+    );
+    let c = checker();
+    let r = c.check_chain(&chain, None).await;
+    assert_status(&r, RevocationStatus::Good);
+    assert_eq!(c.fetch_count(), 3, "root CRL, base CRL and delta CRL");
+}
+
+#[tokio::test]
+async fn delta_crl_can_revoke() {
+    let pki = delta_pki();
+    let delta_url = pki.crl_url("delta.crl");
+    make_crl(
+        &pki,
+        "intermediate.crl",
+        serde_json::json!({"number": 10, "freshest": delta_url}),
+    );
+    make_crl(
+        &pki,
+        "delta.crl",
+        serde_json::json!({"number": 11, "delta_of": 10, "leaf_entries": ["key_compromise"]}),
+    );
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Revoked);
+    assert!(r.certificates[0]
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("KeyCompromise"));
+}
+
+#[tokio::test]
+async fn missing_or_mismatched_delta_crl_is_unknown() {
+    let pki = delta_pki();
+    let delta_url = pki.crl_url("delta.crl");
+    make_crl(
+        &pki,
+        "intermediate.crl",
+        serde_json::json!({"number": 10, "freshest": delta_url}),
+    );
+    let chain = chain_of(&pki.chain_files());
+    // Advertised but not served.
+    let r = checker().check_chain(&chain, None).await;
+    assert_status(&r, RevocationStatus::Unknown);
+    assert!(
+        r.certificates[0].detail.as_deref().unwrap().contains("404"),
+        "{r}"
+    );
+
+    // A delta whose number does not exceed the base's.
+    make_crl(
+        &pki,
+        "delta.crl",
+        serde_json::json!({"number": 10, "delta_of": 10}),
+    );
+    let r = checker().check_chain(&chain, None).await;
+    assert_status(&r, RevocationStatus::Unknown);
+    assert!(
+        r.certificates[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("not greater"),
+        "{r}"
+    );
+
+    // A delta CRL served where the certificate's CDP expects a complete CRL.
+    make_crl(
+        &pki,
+        "intermediate.crl",
+        serde_json::json!({"number": 12, "delta_of": 10}),
+    );
+    let r = checker().check_chain(&chain, None).await;
+    assert_status(&r, RevocationStatus::Unknown);
+    assert!(
+        r.certificates[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("delta CRL was served"),
+        "{r}"
+    );
+}
+
+// ---- limits and wrong signers ----
+
+#[tokio::test]
+async fn silent_responder_times_out_after_two_seconds_then_crl_decides() {
+    let pki = TestPki::new();
+    pki.publish_crls();
+    // Accepts connections on both AIA ports and never answers.
+    let mut held = Vec::new();
+    for port in [pki.inter_ocsp_port, pki.root_ocsp_port] {
+        let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        held.push(std::thread::spawn(move || {
+            let conns: Vec<_> = l.incoming().take(1).collect();
+            std::thread::sleep(std::time::Duration::from_secs(6));
+            drop(conns);
+        }));
+    }
+    let start = std::time::Instant::now();
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    let took = start.elapsed();
+    assert_status(&r, RevocationStatus::Good);
+    assert!(took >= std::time::Duration::from_secs(2), "{took:?}");
+    assert!(
+        took < std::time::Duration::from_secs(4),
+        "checks run concurrently: {took:?}"
+    );
+    for c in &r.certificates {
+        let why = c.ocsp_fallback.as_deref().unwrap();
+        assert!(why.contains("within 2 s"), "{why}");
+    }
+}
+
+#[tokio::test]
+async fn crl_signed_by_another_ca_is_unknown() {
+    let pki = TestPki::new();
+    let other = TestPki::new();
+    pki.root
+        .gen_crl(&pki.crl_server.dir.join("root.crl"), false, &[]);
+    // Same file name, but the other PKI's intermediate issued it.
+    other
+        .inter
+        .gen_crl(&pki.crl_server.dir.join("intermediate.crl"), false, &[]);
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Unknown);
+    let why = r.certificates[0].detail.as_deref().unwrap();
+    // Both PKIs name their intermediates alike, so the signature is what tells them apart.
+    assert!(why.contains("not signed by the issuer"), "{why}");
+}
+
+#[tokio::test]
+async fn oversized_crl_is_refused() {
+    let pki = TestPki::new();
+    pki.publish_crls();
+    let big = pki.crl_server.dir.join("intermediate.crl");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(32 * 1024 * 1024 + 1).unwrap();
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Unknown);
+    let why = r.certificates[0].detail.as_deref().unwrap();
+    assert!(why.contains("exceeds 33554432 bytes"), "{why}");
+}
