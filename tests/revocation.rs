@@ -779,3 +779,40 @@ async fn oversized_crl_is_refused() {
     let why = r.certificates[0].detail.as_deref().unwrap();
     assert!(why.contains("exceeds 33554432 bytes"), "{why}");
 }
+
+#[tokio::test]
+async fn disk_cache_refetches_after_next_update() {
+    let pki = TestPki::new_with(false, true);
+    let d = pki.crl_server.dir.clone();
+    pki.root.gen_crl(&d.join("root.crl"), false, &[]);
+    // The intermediate's first CRL is due again in 2 seconds.
+    pki.inter
+        .gen_crl(&d.join("intermediate.crl"), false, &["-crlsec", "2"]);
+    let cache = tempfile::tempdir().unwrap();
+    let chain = chain_of(&pki.chain_files());
+    let first = checker().with_cache_dir(cache.path());
+    assert_status(
+        &first.check_chain(&chain, None).await,
+        RevocationStatus::Good,
+    );
+    assert_eq!(first.fetch_count(), 2);
+
+    // Fresh from disk: nothing fetched.
+    let second = checker().with_cache_dir(cache.path());
+    assert_status(
+        &second.check_chain(&chain, None).await,
+        RevocationStatus::Good,
+    );
+    assert_eq!(second.fetch_count(), 0);
+
+    pki.inter.gen_crl(&d.join("intermediate.crl"), false, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // The cached intermediate CRL passed its nextUpdate: only it is fetched again.
+    let third = checker().with_cache_dir(cache.path());
+    assert_status(
+        &third.check_chain(&chain, None).await,
+        RevocationStatus::Good,
+    );
+    assert_eq!(third.fetch_count(), 1);
+    assert_eq!(pki.crl_server.hits(), 3);
+}

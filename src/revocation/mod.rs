@@ -169,6 +169,14 @@ pub struct RevocationChecker {
     fetcher: Fetcher,
 }
 
+impl fmt::Debug for RevocationChecker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevocationChecker")
+            .field("fetch_count", &self.fetch_count())
+            .finish_non_exhaustive()
+    }
+}
+
 impl RevocationChecker {
     pub fn new() -> Result<RevocationChecker, RevocationError> {
         // Only http:// is ever fetched, but reqwest is built with rustls; give it an explicit
@@ -577,4 +585,44 @@ fn check_links(chain: &[Certificate]) -> Result<(), String> {
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    fn assert_send<T: Send>(_: T) {}
+
+    #[tokio::test]
+    async fn checker_and_its_future_can_cross_tasks() {
+        let checker = RevocationChecker::new().unwrap();
+        assert_send_sync(&checker);
+        assert_send(checker.check_chain(&[], None));
+        let r = checker.check_chain(&[], None).await;
+        assert_eq!(r.status, RevocationStatus::Unknown);
+        assert!(r.detail.unwrap().contains("empty"));
+    }
+
+    #[test]
+    fn display_names_the_certificate_and_source() {
+        let r = ChainRevocation {
+            status: RevocationStatus::Revoked,
+            certificates: vec![CertRevocation {
+                index: 0,
+                subject: "CN=leaf".into(),
+                status: RevocationStatus::Revoked,
+                source: Some(RevocationSource::Crl {
+                    url: "http://x/leaf.crl".into(),
+                }),
+                detail: Some("revoked at 2024-11-11T05:30:52Z".into()),
+                ocsp_fallback: None,
+            }],
+            detail: None,
+        };
+        assert_eq!(
+            r.to_string(),
+            "certificate chain: revoked; certificate #1 (CN=leaf): revoked [CRL http://x/leaf.crl]: revoked at 2024-11-11T05:30:52Z"
+        );
+    }
 }
