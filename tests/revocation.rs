@@ -816,3 +816,39 @@ async fn disk_cache_refetches_after_next_update() {
     assert_eq!(third.fetch_count(), 1);
     assert_eq!(pki.crl_server.hits(), 3);
 }
+
+#[tokio::test]
+async fn ocsp_status_unknown_falls_back_to_crl() {
+    let pki = TestPki::new();
+    pki.publish_crls();
+    // Drop the leaf from the intermediate's database: the responder then answers a signed
+    // "unknown" for it.
+    let index = pki.inter.path("index.txt");
+    let kept: String = std::fs::read_to_string(&index)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("Test Leaf"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&index, kept).unwrap();
+    let _resp = pki.start_responders();
+    let r = checker()
+        .check_chain(&chain_of(&pki.chain_files()), None)
+        .await;
+    assert_status(&r, RevocationStatus::Good);
+    let leaf = &r.certificates[0];
+    assert!(
+        leaf.ocsp_fallback
+            .as_deref()
+            .unwrap()
+            .contains("does not know"),
+        "{leaf:?}"
+    );
+    assert_eq!(
+        leaf.source,
+        Some(RevocationSource::Crl {
+            url: pki.crl_url("intermediate.crl")
+        })
+    );
+    assert_eq!(source_of(&r, 1), ocsp(pki.root_ocsp_port));
+}

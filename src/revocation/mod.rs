@@ -164,7 +164,8 @@ pub enum RevocationError {
 }
 
 /// Checks certificate chains against OCSP responders and CRLs. One checker is meant to live
-/// for one run: it fetches each OCSP answer and each CRL at most once.
+/// for one run: it fetches each OCSP answer and each CRL at most once, and remembers
+/// failures too, so a dead server costs one timeout per run rather than one per signature.
 pub struct RevocationChecker {
     fetcher: Fetcher,
 }
@@ -545,7 +546,8 @@ fn revoked_detail(at: SystemTime, reason: Option<x509_cert::ext::pkix::CrlReason
     }
 }
 
-/// Subject for messages. RFC 4514 form from `x509-cert`.
+/// Subject for messages. `Certificate::subject()` (notation's format) is still a stub on this
+/// branch, so `x509-cert`'s own rendering is used until `x509::dn` lands.
 fn subject_of(cert: &Certificate) -> String {
     cert.parsed().tbs_certificate.subject.to_string()
 }
