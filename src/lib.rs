@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod envelope;
 pub mod oci;
 pub mod policy;
+pub mod revocation;
 pub mod sign;
 pub mod testcert;
 pub mod x509;
