@@ -1,0 +1,182 @@
+//! The action entry points: inputs → the same requests the CLI builds → library → outputs,
+//! step summary and annotations. No signing logic lives here.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+
+use super::{pem_or_path, read_inputs, Action, AnnotationProps, Commands, Inputs, Mode, Outputs};
+use crate::cli::{ManifestFormArg, SignatureFormatArg};
+use crate::run::{
+    execute_sign, one_line, settings_from, SignRequest, StoreConfig, EXIT_FAILED, EXIT_OK,
+    EXIT_USAGE,
+};
+
+/// Inputs whose values are secrets: masked before anything else is printed.
+const SECRET_INPUTS: &[&str] = &["key", "key-password", "registry-password", "github-token"];
+
+/// Run the signing action with the process environment.
+pub async fn sign_action() -> i32 {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let commands = Commands::standard(Mode::Action);
+    let outputs = Outputs::from_env(env.iter().cloned());
+    let mut action = Action::new(commands, outputs);
+    sign_action_with(&env, &mut action).await
+}
+
+pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut Action<W>) -> i32 {
+    let inputs = read_inputs(env.iter().cloned());
+    // Masks go out before any other line, so nothing printed later can leak a secret.
+    for name in SECRET_INPUTS {
+        if let Some(value) = inputs.get(name) {
+            let _ = action.commands.register_secret(value);
+        }
+    }
+    let request = match sign_request_from_inputs(&inputs, env, &mut action.commands) {
+        Ok(r) => r,
+        Err(e) => {
+            let message = action.commands.redact(&one_line(&e));
+            let _ = action.commands.error(&message, &AnnotationProps::default());
+            return EXIT_USAGE;
+        }
+    };
+    let count = request.references.len();
+    let _ = action.commands.group(&format!(
+        "Signing {count} artifact{}",
+        if count == 1 { "" } else { "s" }
+    ));
+    let mut warnings = Vec::new();
+    let collected = std::sync::Mutex::new(&mut warnings);
+    let outcome = execute_sign(request, &|w: &str| {
+        collected
+            .lock()
+            .expect("no panics while holding")
+            .push(w.to_string())
+    })
+    .await;
+    for w in &warnings {
+        let message = action.commands.redact(w);
+        let _ = action
+            .commands
+            .warning(&message, &AnnotationProps::default());
+    }
+    let mut report = match outcome {
+        Ok(report) => report,
+        Err(e) => {
+            let _ = action.commands.end_group();
+            let message = action.commands.redact(&one_line(&e));
+            let _ = action.commands.error(&message, &AnnotationProps::default());
+            return EXIT_USAGE;
+        }
+    };
+    for failure in &mut report.failures {
+        failure.error = action.commands.redact(&failure.error);
+    }
+    for s in &report.signatures {
+        let _ = action.commands.info(&format!(
+            "signed {} ({}) -> {} [{}, {}]",
+            s.reference,
+            s.digest,
+            s.signature_digest,
+            s.signature_format,
+            s.storage.as_str()
+        ));
+    }
+    let _ = action.commands.end_group();
+    for f in &report.failures {
+        let _ = action.commands.error(
+            &format!("{}: {}", f.reference, f.error),
+            &AnnotationProps::default(),
+        );
+    }
+
+    let signatures = serde_json::to_string(&report.signatures).expect("reports serialise");
+    let mut code = if report.failures.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    };
+    if let Err(e) = action.set_output("signatures", &signatures) {
+        let _ = action.commands.error(
+            &format!("cannot write outputs: {e}"),
+            &AnnotationProps::default(),
+        );
+        code = EXIT_FAILED;
+    }
+    if report.signatures.len() == 1 && report.failures.is_empty() {
+        if let Err(e) =
+            action.set_output("signature-digest", &report.signatures[0].signature_digest)
+        {
+            let _ = action.commands.error(
+                &format!("cannot write outputs: {e}"),
+                &AnnotationProps::default(),
+            );
+            code = EXIT_FAILED;
+        }
+    }
+    if let Err(e) = action.append_summary(&super::render_sign_summary(&report)) {
+        let _ = action.commands.warning(
+            &format!("cannot write the step summary: {e}"),
+            &AnnotationProps::default(),
+        );
+    }
+    code
+}
+
+fn sign_request_from_inputs<W: Write>(
+    inputs: &Inputs,
+    env: &[(String, String)],
+    commands: &mut Commands<W>,
+) -> Result<SignRequest> {
+    let references = inputs.get_multiline("images");
+    if references.is_empty() {
+        anyhow::bail!("input `images` is required: one artifact reference per line");
+    }
+    let key_pem = pem_or_path(inputs.require("key")?).context("input `key`")?;
+    // The key may have come from a file: mask its content too.
+    if let Ok(text) = std::str::from_utf8(&key_pem) {
+        let _ = commands.register_secret(text);
+    }
+    let chain_pem =
+        pem_or_path(inputs.require("certificate-chain")?).context("input `certificate-chain`")?;
+    let format = match inputs.get("signature-format").unwrap_or("jws") {
+        "jws" => SignatureFormatArg::Jws,
+        "cose" => SignatureFormatArg::Cose,
+        other => anyhow::bail!("input `signature-format` must be jws or cose, not {other:?}"),
+    };
+    let form = match inputs.get("manifest-form").unwrap_or("legacy") {
+        "legacy" => ManifestFormArg::Legacy,
+        "artifact-type" => ManifestFormArg::ArtifactType,
+        other => {
+            anyhow::bail!("input `manifest-form` must be legacy or artifact-type, not {other:?}")
+        }
+    };
+    let settings = settings_from(
+        format,
+        inputs.get("expiry"),
+        &inputs.get_multiline("user-metadata"),
+        form,
+        4,
+    )?;
+    let registry_ca_pem = match inputs.get("registry-ca") {
+        Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
+        None => Vec::new(),
+    };
+    let store = StoreConfig {
+        oci_layout: inputs.get_bool("oci-layout")?.unwrap_or(false),
+        username: inputs.get("registry-username").map(String::from),
+        password: inputs.get("registry-password").map(String::from),
+        github_token: inputs.get("github-token").map(String::from),
+        insecure_registries: inputs.get_multiline("insecure-registries"),
+        registry_ca_pem,
+    };
+    let _ = env;
+    Ok(SignRequest {
+        references,
+        key_pem,
+        key_password: inputs.get("key-password").map(String::from),
+        chain_pem,
+        settings,
+        store,
+    })
+}
