@@ -431,6 +431,15 @@ fn signing_checks_the_signer_and_the_timestamper() {
             ),
             "{err}"
         );
+        // Options our parser would refuse are refused before anything is signed.
+        let mut opts = options(false);
+        opts.expiry = Some(opts.signing_time);
+        let err = block_on(envelope::sign(format, &opts, &signer, None)).unwrap_err();
+        assert!(err.to_string().contains("expiry"), "{err}");
+        let mut opts = options(false);
+        opts.payload = b"{\"not\":\"a payload\"}".to_vec();
+        let err = block_on(envelope::sign(format, &opts, &signer, None)).unwrap_err();
+        assert!(matches!(err, EnvelopeError::Payload(_)), "{err}");
         // Timestamping failure fails signing.
         let err = block_on(envelope::sign(
             format,
