@@ -1221,3 +1221,42 @@ fn oversized_and_unknown_envelopes_are_refused_up_front() {
     assert!(envelope::parse(COSE, b"").is_err());
     assert!(envelope::parse(JWS, b"[]").is_err());
 }
+
+/// Every truncation and every single-bit flip of a valid envelope is parsed without a
+/// panic; whatever still parses must then fail integrity unless the flip was in a part the
+/// signature does not cover (the unprotected header).
+#[test]
+fn truncated_and_bit_flipped_envelopes_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = self_signed_signer(dir.path(), KeySpec::EcP256);
+    for (format, media_type) in [(EnvelopeFormat::Jws, JWS), (EnvelopeFormat::Cose, COSE)] {
+        let good = block_on(envelope::sign(format, &options(true), &signer, None)).unwrap();
+        let reference = envelope::parse(media_type, &good).unwrap();
+        for len in 0..good.len() {
+            assert!(
+                envelope::parse(media_type, &good[..len]).is_err(),
+                "prefix {len}"
+            );
+        }
+        for i in 0..good.len() {
+            for bit in 0..8 {
+                let mut bytes = good.clone();
+                bytes[i] ^= 1 << bit;
+                let Ok(parsed) = envelope::parse(media_type, &bytes) else {
+                    continue;
+                };
+                let covered = parsed.signed_bytes != reference.signed_bytes
+                    || parsed.signature != reference.signature;
+                // Flips in the unprotected header (certificate, signing agent) can leave
+                // the signed part intact; those are judged by the chain checks instead.
+                if covered {
+                    assert!(
+                        envelope::verify_integrity(&parsed).is_err(),
+                        "{} flip at {i}/{bit} still verifies",
+                        format.name()
+                    );
+                }
+            }
+        }
+    }
+}
