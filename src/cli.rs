@@ -1,0 +1,178 @@
+//! Command-line definitions. The action adapter builds the same argument structs from
+//! `INPUT_*`, so both edges drive one code path.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sign-action",
+    version,
+    about = "Sign and verify OCI artifacts in the Notary Project signature format",
+    long_about = "Sign and verify OCI artifacts (images, Helm charts, any manifest) with Notary \
+                  Project signatures that notation, Ratify and Kyverno accept.\n\nExit codes: 0 \
+                  success, 1 an artifact failed to sign or verify, 2 usage or configuration error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign artifacts and push the signatures as OCI referrers.
+    Sign(SignArgs),
+    /// Verify artifacts against a notation trust policy and trust store.
+    Verify(VerifyArgs),
+    /// List the signatures of an artifact.
+    List(ListArgs),
+    /// Show every signature of an artifact in detail.
+    Inspect(ListArgs),
+    /// Certificate helpers.
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Run as a GitHub Action: read INPUT_* variables, write GITHUB_OUTPUT and the step summary.
+    Action {
+        /// Which action: sign (action.yml) or verify (verify/action.yml).
+        #[arg(value_enum, default_value_t = ActionKind::Sign)]
+        kind: ActionKind,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ActionKind {
+    Sign,
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Create an RSA-2048 self-signed code-signing key and certificate plus a notation-style
+    /// trust store and trust policy that trust it. For tests and demos only.
+    GenerateTest {
+        /// Certificate name (becomes CN and the trust store name).
+        name: String,
+        /// Directory to write into.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum SignatureFormatArg {
+    #[default]
+    Jws,
+    Cose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ManifestFormArg {
+    /// config.mediaType application/vnd.cncf.notary.signature (what notation 1.x writes).
+    #[default]
+    Legacy,
+    /// OCI 1.1 artifactType with the empty config.
+    ArtifactType,
+}
+
+/// Where artifacts live and how to reach them.
+#[derive(Debug, Clone, Args, Default)]
+pub struct StoreArgs {
+    /// Treat references as OCI image layouts on disk: `DIR:TAG` or `DIR@sha256:…`.
+    #[arg(long)]
+    pub oci_layout: bool,
+    /// Registry user name (for every registry of this run).
+    #[arg(long, short = 'u', env = "SIGN_ACTION_REGISTRY_USERNAME")]
+    pub username: Option<String>,
+    /// Registry password or token.
+    #[arg(long, short = 'p', env = "SIGN_ACTION_REGISTRY_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Allow plain HTTP to this registry host[:port] (repeatable). Loopback hosts are always allowed.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+    /// Extra PEM CA certificates to trust for registry TLS.
+    #[arg(long = "registry-ca", value_name = "FILE")]
+    pub registry_ca: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SignArgs {
+    /// Artifacts to sign: `registry/repo@sha256:…` (or `:tag`, resolved with a warning).
+    #[arg(required = true, value_name = "REFERENCE")]
+    pub references: Vec<String>,
+    /// PEM private key (PKCS#8, encrypted PKCS#8, SEC1 EC or PKCS#1 RSA).
+    #[arg(long, short = 'k', value_name = "FILE")]
+    pub key: PathBuf,
+    /// Password of an encrypted PKCS#8 key.
+    #[arg(long, env = "SIGN_ACTION_KEY_PASSWORD", hide_env_values = true)]
+    pub key_password: Option<String>,
+    /// PEM certificate chain: leaf first, root last (a single self-signed certificate is fine).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub cert: PathBuf,
+    /// Envelope format.
+    #[arg(long, value_enum, default_value_t = SignatureFormatArg::Jws)]
+    pub signature_format: SignatureFormatArg,
+    /// Signature lifetime, e.g. 30d, 12h (no expiry when absent).
+    #[arg(long, short = 'e')]
+    pub expiry: Option<String>,
+    /// Payload annotation KEY=VALUE (repeatable).
+    #[arg(long = "user-metadata", short = 'm', value_name = "KEY=VALUE")]
+    pub user_metadata: Vec<String>,
+    /// Signature manifest form.
+    #[arg(long, value_enum, default_value_t = ManifestFormArg::Legacy)]
+    pub manifest_form: ManifestFormArg,
+    /// How many artifacts to sign at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Result format on stdout.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Artifacts to verify.
+    #[arg(required = true, value_name = "REFERENCE")]
+    pub references: Vec<String>,
+    /// Trust policy file (default: notation's trustpolicy.oci.json, then trustpolicy.json).
+    #[arg(long)]
+    pub trust_policy: Option<PathBuf>,
+    /// notation configuration directory holding `truststore/` (default: $XDG_CONFIG_HOME/notation).
+    #[arg(long)]
+    pub trust_store: Option<PathBuf>,
+    /// Policy scope to use for OCI layouts (e.g. `registry.example/app`).
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Required payload annotation KEY=VALUE (repeatable).
+    #[arg(long = "user-metadata", short = 'm', value_name = "KEY=VALUE")]
+    pub user_metadata: Vec<String>,
+    /// Give up after this many signatures per artifact.
+    #[arg(long, default_value_t = 100)]
+    pub max_signatures: usize,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// The artifact.
+    pub reference: String,
+    /// Give up after this many signatures.
+    #[arg(long, default_value_t = 100)]
+    pub max_signatures: usize,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}

@@ -1,0 +1,688 @@
+//! The verification workflow (digest §8): select the trust policy, discover the signatures,
+//! check each in turn until one passes, and report every check with the action the policy
+//! gives it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::envelope::{self, ParsedEnvelope, Payload, SigningScheme};
+use crate::oci::manifest::{ImageManifest, SIGNATURE_ARTIFACT_TYPE};
+use crate::oci::{ArtifactStore, Descriptor, Reference, MAX_ENVELOPE_BYTES};
+use crate::policy::level::{Action, Check};
+use crate::x509::Certificate;
+
+/// Outcome of one check on one signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckStatus {
+    Passed,
+    Failed,
+    /// The policy skips this check.
+    Skipped,
+    /// This implementation could not perform the check; never counted as passed.
+    NotPerformed,
+}
+
+/// How the policy treats a check's failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Enforcement {
+    Enforced,
+    Logged,
+    Skipped,
+}
+
+impl From<Action> for Enforcement {
+    fn from(a: Action) -> Self {
+        match a {
+            Action::Enforce => Enforcement::Enforced,
+            Action::Log => Enforcement::Logged,
+            Action::Skip => Enforcement::Skipped,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CheckOutcome {
+    pub check: &'static str,
+    pub status: CheckStatus,
+    pub enforcement: Enforcement,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Everything learnt about one signature.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SignatureVerification {
+    /// Digest of the signature manifest.
+    pub digest: String,
+    pub passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_scheme: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer_subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<String>,
+    pub checks: Vec<CheckOutcome>,
+    /// Why the signature failed (first enforced failure), when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+/// The verdict for one artifact.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ArtifactVerification {
+    pub reference: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    pub verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The signature that passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignatureVerification>,
+    /// Signatures that were tried and failed, in order.
+    pub failed_signatures: Vec<SignatureVerification>,
+    pub warnings: Vec<String>,
+    /// Why the artifact failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A trust policy statement resolved for one artifact, with its stores loaded.
+#[derive(Debug, Clone)]
+pub struct EffectivePolicy {
+    pub name: String,
+    pub level: String,
+    /// Action per check, from the level and its overrides.
+    pub actions: BTreeMap<CheckKey, Action>,
+    /// `verifyTimestamp: afterCertExpiry`.
+    pub timestamp_only_after_cert_expiry: bool,
+    pub ca_certificates: Vec<Certificate>,
+    pub signing_authority_certificates: Vec<Certificate>,
+    pub tsa_certificates: Vec<Certificate>,
+    /// Whether the policy names any `tsa:` store.
+    pub has_tsa_store: bool,
+    /// Matcher for the leaf subject; `None` means `*`.
+    pub identity_matcher: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    /// Human text of the trusted identities, for error messages.
+    pub trusted_identities: Vec<String>,
+}
+
+/// Ordered key for the check map (the policy's `Check` needs no `Ord`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CheckKey {
+    Integrity,
+    Authenticity,
+    AuthenticTimestamp,
+    Expiry,
+    Revocation,
+}
+
+impl CheckKey {
+    pub const ALL: [CheckKey; 5] = [
+        CheckKey::Integrity,
+        CheckKey::Authenticity,
+        CheckKey::AuthenticTimestamp,
+        CheckKey::Expiry,
+        CheckKey::Revocation,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckKey::Integrity => "integrity",
+            CheckKey::Authenticity => "authenticity",
+            CheckKey::AuthenticTimestamp => "authenticTimestamp",
+            CheckKey::Expiry => "expiry",
+            CheckKey::Revocation => "revocation",
+        }
+    }
+
+    pub fn policy_check(self) -> Check {
+        match self {
+            CheckKey::Integrity => Check::Integrity,
+            CheckKey::Authenticity => Check::Authenticity,
+            CheckKey::AuthenticTimestamp => Check::AuthenticTimestamp,
+            CheckKey::Expiry => Check::Expiry,
+            CheckKey::Revocation => Check::Revocation,
+        }
+    }
+}
+
+impl EffectivePolicy {
+    fn action(&self, check: CheckKey) -> Action {
+        self.actions.get(&check).copied().unwrap_or(Action::Enforce)
+    }
+
+    fn skips_everything(&self) -> bool {
+        self.action(CheckKey::Integrity) == Action::Skip
+    }
+}
+
+/// Settings of a verification run.
+#[derive(Debug, Clone)]
+pub struct VerifySettings {
+    pub max_signatures: usize,
+    /// Payload annotations that must be present with these values.
+    pub user_metadata: BTreeMap<String, String>,
+}
+
+impl Default for VerifySettings {
+    fn default() -> Self {
+        VerifySettings {
+            max_signatures: 100,
+            user_metadata: BTreeMap::new(),
+        }
+    }
+}
+
+/// Verify one artifact. `input` is the text the user gave (for the report).
+pub async fn verify_artifact(
+    store: &dyn ArtifactStore,
+    input: &str,
+    reference: &Reference,
+    policy: &EffectivePolicy,
+    settings: &VerifySettings,
+) -> ArtifactVerification {
+    let mut result = ArtifactVerification {
+        reference: input.to_string(),
+        digest: None,
+        verified: false,
+        policy: Some(policy.name.clone()),
+        level: Some(policy.level.clone()),
+        signature: None,
+        failed_signatures: Vec::new(),
+        warnings: Vec::new(),
+        error: None,
+    };
+    let artifact = match store.resolve(reference).await {
+        Ok(d) => d,
+        Err(e) => {
+            result.error = Some(format!("cannot resolve the artifact: {e}"));
+            return result;
+        }
+    };
+    result.digest = Some(artifact.digest.clone());
+    if reference.digest.is_none() {
+        result.warnings.push(format!(
+            "tag resolved to {}; verify by digest to pin what you deploy",
+            artifact.digest
+        ));
+    }
+    if policy.skips_everything() {
+        result.verified = true;
+        result.warnings.push(format!(
+            "trust policy {:?} is configured to skip signature verification",
+            policy.name
+        ));
+        return result;
+    }
+    let signatures = match store.list_signatures(reference, &artifact).await {
+        Ok(s) => s,
+        Err(e) => {
+            result.error = Some(format!("cannot list the signatures: {e}"));
+            return result;
+        }
+    };
+    if signatures.is_empty() {
+        result.error = Some(format!(
+            "no signature is associated with {}; sign it first",
+            artifact.digest
+        ));
+        return result;
+    }
+    let limit = settings.max_signatures.max(1);
+    for descriptor in signatures.iter().take(limit) {
+        let outcome =
+            verify_signature(store, reference, &artifact, descriptor, policy, settings).await;
+        if outcome.passed {
+            for check in &outcome.checks {
+                if check.status == CheckStatus::Failed && check.enforcement == Enforcement::Logged
+                {
+                    result.warnings.push(format!(
+                        "{} validation failed but is set to log: {}",
+                        check.check,
+                        check.detail.clone().unwrap_or_default()
+                    ));
+                }
+                if check.status == CheckStatus::NotPerformed {
+                    result.warnings.push(format!(
+                        "{} was not performed: {}",
+                        check.check,
+                        check.detail.clone().unwrap_or_default()
+                    ));
+                }
+            }
+            result.verified = true;
+            result.signature = Some(outcome);
+            return result;
+        }
+        result.failed_signatures.push(outcome);
+    }
+    let tried = result.failed_signatures.len();
+    let mut error = if signatures.len() > limit {
+        format!(
+            "none of the first {limit} signatures verified and the limit of {limit} signatures was reached ({} signatures exist; raise --max-signatures to try more)",
+            signatures.len()
+        )
+    } else {
+        format!("none of the {tried} signatures verified")
+    };
+    let reasons: Vec<String> = result
+        .failed_signatures
+        .iter()
+        .take(5)
+        .map(|s| {
+            format!(
+                "{}: {}",
+                s.digest,
+                s.failure.clone().unwrap_or_else(|| "failed".into())
+            )
+        })
+        .collect();
+    if !reasons.is_empty() {
+        error.push_str(": ");
+        error.push_str(&reasons.join("; "));
+        if tried > reasons.len() {
+            error.push_str(&format!("; … and {} more", tried - reasons.len()));
+        }
+    }
+    result.error = Some(error);
+    result
+}
+
+fn outcome(
+    check: CheckKey,
+    status: CheckStatus,
+    action: Action,
+    detail: Option<String>,
+) -> CheckOutcome {
+    CheckOutcome {
+        check: check.name(),
+        status,
+        enforcement: action.into(),
+        detail,
+    }
+}
+
+/// Fetch and check one signature manifest.
+pub async fn verify_signature(
+    store: &dyn ArtifactStore,
+    reference: &Reference,
+    artifact: &Descriptor,
+    signature_manifest: &Descriptor,
+    policy: &EffectivePolicy,
+    settings: &VerifySettings,
+) -> SignatureVerification {
+    let mut report = SignatureVerification {
+        digest: signature_manifest.digest.clone(),
+        passed: false,
+        format: None,
+        signing_scheme: None,
+        signer_subject: None,
+        certificate_fingerprint: None,
+        signing_time: None,
+        expiry: None,
+        checks: Vec::new(),
+        failure: None,
+    };
+    let integrity_action = policy.action(CheckKey::Integrity);
+    let fail_integrity = |mut report: SignatureVerification, reason: String| {
+        report.checks.push(outcome(
+            CheckKey::Integrity,
+            CheckStatus::Failed,
+            integrity_action,
+            Some(reason.clone()),
+        ));
+        report.failure = Some(format!("integrity validation failed: {reason}"));
+        report
+    };
+
+    let envelope = match fetch_envelope(store, reference, signature_manifest).await {
+        Ok(e) => e,
+        Err(reason) => return fail_integrity(report, reason),
+    };
+    report.format = Some(envelope.format.name().to_string());
+    report.signing_scheme = Some(envelope.signing_scheme.as_str().to_string());
+    report.signing_time = envelope
+        .signing_time
+        .or(envelope.authentic_signing_time)
+        .map(crate::sign::rfc3339_utc);
+    report.expiry = envelope.expiry.map(crate::sign::rfc3339_utc);
+
+    let chain: Vec<Certificate> = match envelope
+        .certificate_chain
+        .iter()
+        .map(|der| Certificate::from_der(der))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(c) => c,
+        Err(e) => return fail_integrity(report, format!("certificate chain: {e}")),
+    };
+    if let Some(leaf) = chain.first() {
+        report.signer_subject = Some(leaf.subject());
+        report.certificate_fingerprint = Some(leaf.sha256_fingerprint());
+    }
+
+    // 1. Integrity: always enforced unless the level is skip (handled by the caller).
+    if let Err(e) = envelope::verify_integrity(&envelope) {
+        return fail_integrity(report, e.to_string());
+    }
+    match Payload::parse(&envelope.payload) {
+        Ok(payload) => {
+            if !payload.matches(artifact) {
+                return fail_integrity(
+                    report,
+                    format!(
+                        "content descriptor mismatch: the signature is for {} ({} bytes, {}), not for the artifact {} ({} bytes, {})",
+                        payload.target_artifact.digest,
+                        payload.target_artifact.size,
+                        payload.target_artifact.media_type,
+                        artifact.digest,
+                        artifact.size,
+                        artifact.media_type
+                    ),
+                );
+            }
+            if let Some(reason) = missing_user_metadata(&payload, &settings.user_metadata) {
+                report.checks.push(outcome(
+                    CheckKey::Integrity,
+                    CheckStatus::Passed,
+                    integrity_action,
+                    None,
+                ));
+                report.failure = Some(reason);
+                return report;
+            }
+        }
+        Err(e) => return fail_integrity(report, format!("payload: {e}")),
+    }
+    if let Some(plugin) = &envelope.verification_plugin {
+        return fail_integrity(
+            report,
+            format!(
+                "the signature requires the verification plugin {plugin:?}, which is not installed; install it or use a verifier with that plugin"
+            ),
+        );
+    }
+    let unprocessed = envelope.unprocessed_critical_attributes();
+    if !unprocessed.is_empty() {
+        return fail_integrity(
+            report,
+            format!(
+                "unknown critical attributes {unprocessed:?}: the specification requires rejecting signatures whose critical headers the verifier does not understand"
+            ),
+        );
+    }
+    report.checks.push(outcome(
+        CheckKey::Integrity,
+        CheckStatus::Passed,
+        integrity_action,
+        None,
+    ));
+
+    let now = SystemTime::now();
+    let mut enforced_failure: Option<String> = None;
+    let mut record = |report: &mut SignatureVerification, check: CheckKey, judged: Judged| {
+        let action = policy.action(check);
+        if action == Action::Skip {
+            report
+                .checks
+                .push(outcome(check, CheckStatus::Skipped, action, None));
+            return;
+        }
+        match judged.result {
+            Ok(status) => {
+                let status = if judged.not_performed { CheckStatus::NotPerformed } else { status };
+                report.checks.push(outcome(check, status, action, judged.note));
+            }
+            Err(reason) => {
+                if action == Action::Enforce && enforced_failure.is_none() {
+                    enforced_failure = Some(format!("{} validation failed: {reason}", check.name()));
+                }
+                let status = if judged.not_performed {
+                    CheckStatus::NotPerformed
+                } else {
+                    CheckStatus::Failed
+                };
+                report.checks.push(outcome(check, status, action, Some(reason)));
+            }
+        }
+    };
+
+    // 2. Authenticity and trusted identity.
+    record(
+        &mut report,
+        CheckKey::Authenticity,
+        Judged::from(check_authenticity(&envelope, &chain, policy)),
+    );
+    // 3. Expiry.
+    record(&mut report, CheckKey::Expiry, Judged::from(check_expiry(&envelope, now)));
+    // 4. Authentic timestamp.
+    record(
+        &mut report,
+        CheckKey::AuthenticTimestamp,
+        check_authentic_timestamp(&envelope, &chain, policy, now),
+    );
+    // 5. Revocation.
+    record(&mut report, CheckKey::Revocation, check_revocation(&chain));
+
+    report.failure = enforced_failure;
+    report.passed = report.failure.is_none();
+    report
+}
+
+async fn fetch_envelope(
+    store: &dyn ArtifactStore,
+    reference: &Reference,
+    signature_manifest: &Descriptor,
+) -> Result<ParsedEnvelope, String> {
+    let bytes = store
+        .fetch_manifest(reference, signature_manifest)
+        .await
+        .map_err(|e| format!("cannot fetch the signature manifest: {e}"))?;
+    let manifest: ImageManifest = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("signature manifest is not an image manifest: {e}"))?;
+    let is_signature = manifest.artifact_type.as_deref() == Some(SIGNATURE_ARTIFACT_TYPE)
+        || manifest.config.media_type == SIGNATURE_ARTIFACT_TYPE;
+    if !is_signature {
+        return Err("the manifest is not a Notary signature manifest".into());
+    }
+    if manifest.layers.len() != 1 {
+        return Err(format!(
+            "a signature manifest must have exactly one layer, this one has {}",
+            manifest.layers.len()
+        ));
+    }
+    let layer = &manifest.layers[0];
+    if envelope::EnvelopeFormat::from_media_type(&layer.media_type).is_none() {
+        return Err(format!(
+            "unsupported signature envelope media type {:?}",
+            layer.media_type
+        ));
+    }
+    let envelope_bytes = store
+        .fetch_blob(reference, layer, MAX_ENVELOPE_BYTES)
+        .await
+        .map_err(|e| format!("cannot fetch the signature envelope: {e}"))?;
+    envelope::parse(&layer.media_type, &envelope_bytes).map_err(|e| e.to_string())
+}
+
+fn missing_user_metadata(payload: &Payload, required: &BTreeMap<String, String>) -> Option<String> {
+    let empty = BTreeMap::new();
+    let annotations = payload.target_artifact.annotations.as_ref().unwrap_or(&empty);
+    for (key, value) in required {
+        match annotations.get(key) {
+            Some(v) if v == value => {}
+            Some(v) => {
+                return Some(format!(
+                    "user metadata {key}={value} required, but the signature has {key}={v}"
+                ))
+            }
+            None => {
+                return Some(format!(
+                    "user metadata {key}={value} required, but the signature does not carry {key}"
+                ))
+            }
+        }
+    }
+    None
+}
+
+fn check_authenticity(
+    envelope: &ParsedEnvelope,
+    chain: &[Certificate],
+    policy: &EffectivePolicy,
+) -> Result<CheckStatus, String> {
+    let (anchors, store_type) = match envelope.signing_scheme {
+        SigningScheme::X509 => (&policy.ca_certificates, "ca"),
+        SigningScheme::X509SigningAuthority => {
+            (&policy.signing_authority_certificates, "signingAuthority")
+        }
+    };
+    if anchors.is_empty() {
+        return Err(format!(
+            "no trusted certificates are found to verify authenticity: the trust policy names no {store_type} trust store for signing scheme {}",
+            envelope.signing_scheme.as_str()
+        ));
+    }
+    let trusted = chain
+        .iter()
+        .any(|c| anchors.iter().any(|a| a.der() == c.der()));
+    if !trusted {
+        return Err(
+            "the signature's certificate chain does not contain any trusted certificate".into(),
+        );
+    }
+    if let (Some(matcher), Some(leaf)) = (&policy.identity_matcher, chain.first()) {
+        let subject = leaf.subject();
+        if !matcher(&subject) {
+            return Err(format!(
+                "signing certificate subject {subject:?} does not match any trusted identity {:?}",
+                policy.trusted_identities
+            ));
+        }
+    }
+    Ok(CheckStatus::Passed)
+}
+
+fn check_expiry(envelope: &ParsedEnvelope, now: SystemTime) -> Result<CheckStatus, String> {
+    match envelope.expiry {
+        Some(expiry) if now >= expiry => Err(format!(
+            "digital signature has expired on {}",
+            crate::sign::rfc3339_utc(expiry)
+        )),
+        _ => Ok(CheckStatus::Passed),
+    }
+}
+
+struct Judged {
+    result: Result<CheckStatus, String>,
+    /// The check could not be performed in full: reported as `not-performed`, never as
+    /// passed. With an `Err` result it still counts as a failure under its enforcement.
+    not_performed: bool,
+    note: Option<String>,
+}
+
+impl From<Result<CheckStatus, String>> for Judged {
+    fn from(result: Result<CheckStatus, String>) -> Self {
+        Judged {
+            result,
+            not_performed: false,
+            note: None,
+        }
+    }
+}
+
+fn all_valid_at(chain: &[Certificate], at: SystemTime, when: &str) -> Result<(), String> {
+    for cert in chain {
+        if at < cert.not_before() {
+            return Err(format!(
+                "certificate {:?} is not valid yet at {when}: it is valid from {}",
+                cert.subject(),
+                crate::sign::rfc3339_utc(cert.not_before())
+            ));
+        }
+        if at > cert.not_after() {
+            return Err(format!(
+                "certificate {:?} is not valid at {when}: it expired at {}",
+                cert.subject(),
+                crate::sign::rfc3339_utc(cert.not_after())
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_authentic_timestamp(
+    envelope: &ParsedEnvelope,
+    chain: &[Certificate],
+    policy: &EffectivePolicy,
+    now: SystemTime,
+) -> Judged {
+    if envelope.signing_scheme == SigningScheme::X509SigningAuthority {
+        let result = match envelope.authentic_signing_time {
+            Some(t) => all_valid_at(chain, t, "the authentic signing time").map(|_| CheckStatus::Passed),
+            None => Err("the signature has no authentic signing time".into()),
+        };
+        return Judged::from(result);
+    }
+    let any_expired = chain.iter().any(|c| now > c.not_after());
+    let triggered =
+        policy.has_tsa_store && (!policy.timestamp_only_after_cert_expiry || any_expired);
+    if !triggered {
+        return Judged::from(
+            all_valid_at(chain, now, "the time of verification").map(|_| CheckStatus::Passed),
+        );
+    }
+    if envelope.timestamp_token.is_none() {
+        return Judged::from(Err(
+            "no timestamp countersignature was found in the signature envelope".into(),
+        ));
+    }
+    // Without RFC 3161 token verification the timestamp proves nothing: judge the chain at
+    // the time of verification, which can only be stricter, and say so.
+    let result = all_valid_at(chain, now, "the time of verification").map(|_| CheckStatus::Passed);
+    Judged {
+        not_performed: result.is_ok(),
+        result,
+        note: Some(
+            "RFC 3161 timestamp verification is not supported by this version; the certificate chain was judged valid at the time of verification instead".into(),
+        ),
+    }
+}
+
+fn check_revocation(chain: &[Certificate]) -> Judged {
+    // Digest §8: a certificate with neither OCSP (AIA) nor CRL distribution points is treated
+    // as not revoked; the root is never checked.
+    let checkable = chain
+        .iter()
+        .take(chain.len().saturating_sub(1))
+        .filter(|c| crate::x509::has_revocation_info(c))
+        .count();
+    if checkable == 0 {
+        return Judged::from(Ok(CheckStatus::Passed));
+    }
+    // Unknown revocation status is a failure under the policy's enforcement (digest §8).
+    Judged {
+        result: Err(format!(
+            "revocation status is unknown: {checkable} certificate(s) in the chain publish OCSP or CRL locations, and this version does not check revocation"
+        )),
+        not_performed: true,
+        note: None,
+    }
+}
