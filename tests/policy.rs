@@ -1618,3 +1618,51 @@ fn default_config_dir_follows_xdg_then_home() {
         None => std::env::remove_var("HOME"),
     }
 }
+
+#[test]
+fn statement_helpers_for_the_verifier() {
+    let f = Fixture::new();
+    let a = f.store_dir("ca", "a");
+    fs::write(a.join("root.crt"), f.cert("root.crt")).unwrap();
+    let b = f.store_dir("ca", "b");
+    fs::write(b.join("self.crt"), f.cert("selfleaf.crt")).unwrap();
+    let t = f.store_dir("tsa", "t");
+    fs::write(t.join("root.crt"), f.cert("root.crt")).unwrap();
+    let doc = TrustPolicyDocument::parse_str(&one(
+        STRICT,
+        r#"["ca:b","tsa:t","ca:a"]"#,
+        &ids(&["x509.subject: C=US, ST=WA, O=Test, CN=Self Leaf"]),
+        SCOPES,
+    ))
+    .unwrap();
+    let st = &doc.statements[0];
+    let store = f.store();
+    let ca = store.certificates_for(st, StoreType::Ca).unwrap();
+    assert_eq!(ca.len(), 2);
+    assert_eq!(
+        ca[0].der(),
+        f.cert("selfleaf.der").as_slice(),
+        "policy order"
+    );
+    assert_eq!(store.certificates_for(st, StoreType::Tsa).unwrap().len(), 1);
+    assert!(store
+        .certificates_for(st, StoreType::SigningAuthority)
+        .unwrap()
+        .is_empty());
+
+    let matcher = st.leaf_subject_matcher().expect("not a wildcard statement");
+    let subject = openssl_subject(&f.certs.join("selfleaf.crt"), "PEM");
+    assert!(matcher(&subject), "{subject}");
+    assert!(!matcher(&openssl_subject(&f.certs.join("root.crt"), "PEM")));
+
+    let any = TrustPolicyDocument::parse_str(&one(STRICT, STORES, ANY, SCOPES)).unwrap();
+    assert!(any.statements[0].leaf_subject_matcher().is_none());
+
+    // A store named by the policy that is missing is an error, not an empty list.
+    let missing =
+        TrustPolicyDocument::parse_str(&one(STRICT, r#"["ca:a","ca:gone"]"#, ANY, SCOPES)).unwrap();
+    assert!(matches!(
+        store.certificates_for(&missing.statements[0], StoreType::Ca),
+        Err(TrustStoreError::NotFound { .. })
+    ));
+}

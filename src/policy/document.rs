@@ -193,6 +193,16 @@ impl TrustPolicyStatement {
         super::identity::any_matches(&self.trusted_identities, leaf_subject)
     }
 
+    /// A matcher for the leaf subject, or `None` when the statement trusts any identity
+    /// (`*`). Owns its identities, so it can outlive the document.
+    pub fn leaf_subject_matcher(&self) -> Option<impl Fn(&str) -> bool + Send + Sync + 'static> {
+        if self.trusts_any_identity() {
+            return None;
+        }
+        let identities = self.trusted_identities.clone();
+        Some(move |subject: &str| super::identity::any_matches(&identities, subject))
+    }
+
     /// The identities as written, for messages.
     pub fn identity_texts(&self) -> Vec<String> {
         self.trusted_identities

@@ -201,6 +201,20 @@ impl TrustStore {
         self.x509_dir.join(store_type.as_str()).join(name)
     }
 
+    /// Every certificate of every store of `store_type` the statement names, in policy
+    /// order. Any store that cannot be read is an error (fail closed).
+    pub fn certificates_for(
+        &self,
+        statement: &super::TrustPolicyStatement,
+        store_type: StoreType,
+    ) -> Result<Vec<Certificate>, TrustStoreError> {
+        let mut all = Vec::new();
+        for name in statement.stores_of(store_type) {
+            all.extend(self.certificates(store_type, name)?);
+        }
+        Ok(all)
+    }
+
     /// Every certificate of the named store, files in name order, certificates in file order.
     pub fn certificates(
         &self,
