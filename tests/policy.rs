@@ -1210,7 +1210,51 @@ fn make_certs(dir: &Path) {
         ],
         &ec,
     );
-    for name in ["root", "inter", "leaf", "selfleaf", "pssleaf", "nosign-ca"] {
+    // A version 1 self-signed root (no extensions at all).
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-config",
+            "min.cnf",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "v1.key",
+            "-out",
+            "v1.csr",
+            "-subj",
+            "/C=US/ST=WA/O=Test/CN=V1 Root",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "v1.csr",
+            "-signkey",
+            "v1.key",
+            "-days",
+            "30",
+            "-out",
+            "v1root.crt",
+        ],
+    );
+    for name in [
+        "root",
+        "inter",
+        "leaf",
+        "selfleaf",
+        "pssleaf",
+        "nosign-ca",
+        "v1root",
+    ] {
         openssl(
             dir,
             &[
@@ -1565,6 +1609,13 @@ fn tsa_stores_need_self_signed_ca_roots() {
             .certificates(StoreType::Tsa, "root")
             .unwrap()
             .len(),
+        1
+    );
+    // A v1 self-signed root predates basicConstraints and is accepted, as by notation.
+    let v1 = f.store_dir("tsa", "v1");
+    fs::write(v1.join("v1root.crt"), f.cert("v1root.crt")).unwrap();
+    assert_eq!(
+        f.store().certificates(StoreType::Tsa, "v1").unwrap().len(),
         1
     );
 

@@ -376,7 +376,11 @@ fn check_store_entry(store_type: StoreType, cert: &Certificate) -> Result<(), St
         return Err("is not a CA certificate or self-signed signing certificate".into());
     }
     if store_type == StoreType::Tsa {
-        if !ca {
+        // As in notation (Go's CheckSignatureFrom), a v1/v2 certificate predates extensions
+        // and may act as a CA root; a v3 one must say cA.
+        let pre_v3 = cert.parsed().tbs_certificate.version != x509_cert::Version::V3;
+        let has_bc = extension(cert, OID_BASIC_CONSTRAINTS).is_some();
+        if !ca && !(pre_v3 && !has_bc) {
             return Err("is not a root CA certificate: basicConstraints cA is not set".into());
         }
         if let Some(ku) = key_usage(cert)? {
@@ -452,8 +456,10 @@ fn verifies_under_own_key(cert: &Certificate) -> bool {
         Some(match (curve.as_deref()?, hash) {
             ("1.2.840.10045.3.1.7", 256) => &sig::ECDSA_P256_SHA256_ASN1,
             ("1.2.840.10045.3.1.7", 384) => &sig::ECDSA_P256_SHA384_ASN1,
+            ("1.2.840.10045.3.1.7", 512) => &sig::ECDSA_P256_SHA512_ASN1,
             ("1.3.132.0.34", 256) => &sig::ECDSA_P384_SHA256_ASN1,
             ("1.3.132.0.34", 384) => &sig::ECDSA_P384_SHA384_ASN1,
+            ("1.3.132.0.34", 512) => &sig::ECDSA_P384_SHA512_ASN1,
             ("1.3.132.0.35", 256) => &sig::ECDSA_P521_SHA256_ASN1,
             ("1.3.132.0.35", 384) => &sig::ECDSA_P521_SHA384_ASN1,
             ("1.3.132.0.35", 512) => &sig::ECDSA_P521_SHA512_ASN1,
