@@ -380,7 +380,8 @@ fn check_store_entry(store_type: StoreType, cert: &Certificate) -> Result<(), St
         // and may act as a CA root; a v3 one must say cA.
         let pre_v3 = cert.parsed().tbs_certificate.version != x509_cert::Version::V3;
         let has_bc = extension(cert, OID_BASIC_CONSTRAINTS).is_some();
-        if !ca && !(pre_v3 && !has_bc) {
+        let acts_as_ca = ca || (pre_v3 && !has_bc);
+        if !acts_as_ca {
             return Err("is not a root CA certificate: basicConstraints cA is not set".into());
         }
         if let Some(ku) = key_usage(cert)? {
