@@ -1717,3 +1717,57 @@ fn statement_helpers_for_the_verifier() {
         Err(TrustStoreError::NotFound { .. })
     ));
 }
+
+/// Differential check of the RFC 4514 value decoding against Python `cryptography`
+/// (`Name.from_rfc4514_string`), on names without insignificant spaces (which that parser
+/// does not strip).
+#[test]
+fn dn_decoding_agrees_with_python_cryptography() {
+    use sign_action::policy::identity::parse_rfc4514;
+    let cases = [
+        r"CN=a\,b\+c\\d\;e\<f\>g\=h\#i\22j,O=x\ ,ST=\ y,C=US",
+        r"CN=caf\C3\A9 \C3\A9,O=\4e\6F,ST=WA,C=US",
+        r"CN=Zürich Straße,O=Müller AG,ST=ZH,C=CH",
+        r"CN=a=b,O=o#p,ST=s,C=CC",
+        r"CN=\#lead,OU=x\20,O=\20y,ST=s,C=CC",
+        r"CN=e2e,O=Notary,L=Seattle,ST=WA,C=US",
+        r"CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US",
+        r"CN=x\2cy\2Bz,O=o,ST=s,C=CC",
+    ];
+    let script = r#"
+import json, sys
+from cryptography import x509
+out = []
+for line in json.load(sys.stdin):
+    n = x509.Name.from_rfc4514_string(line)
+    out.append(sorted([a.rfc4514_attribute_name, a.value] for a in n))
+print(json.dumps(out))
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(serde_json::to_string(&cases).unwrap().as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected: Vec<Vec<(String, String)>> = serde_json::from_slice(&out.stdout).unwrap();
+    for (text, want) in cases.iter().zip(expected) {
+        let mut got: Vec<(String, String)> =
+            parse_rfc4514(text).unwrap().into_iter().flatten().collect();
+        got.sort();
+        assert_eq!(got, want, "{text}");
+    }
+}
