@@ -1,5 +1,7 @@
 //! The `sign-action` binary: CLI and GitHub Action edges over the library.
 
+#[allow(dead_code, unused_imports)]
+mod action;
 mod cli;
 mod run;
 
