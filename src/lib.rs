@@ -5,10 +5,12 @@
 
 pub mod crypto;
 pub mod envelope;
+pub mod inspect;
 pub mod oci;
 pub mod policy;
 pub mod revocation;
 pub mod sign;
+pub mod verify;
 pub mod testcert;
 pub mod x509;
 
