@@ -8,6 +8,7 @@ pub mod envelope;
 pub mod oci;
 pub mod policy;
 pub mod sign;
+pub mod timestamp;
 pub mod x509;
 
 /// Value of the `io.cncf.notary.signingAgent` header we write.
