@@ -418,6 +418,7 @@ pub fn verify_token(
         .cloned()
         .collect();
     let chain = path::build(cert, &pool, tsa_roots).map_err(TimestampError::UntrustedTsa)?;
+    check_tsa_eku(cert)?;
     for c in &chain {
         if !c.is_valid_at(gen_time) {
             return Err(TimestampError::TsaCertificate {
@@ -431,7 +432,6 @@ pub fn verify_token(
             });
         }
     }
-    check_tsa_eku(cert)?;
     validate_chain(&chain, ChainPurpose::Timestamping, Some(gen_time))?;
 
     info_from(
