@@ -216,6 +216,15 @@ async fn ecdsa_tsa_and_root_carried_in_the_token() {
 
 /// A DER TSTInfo over `sig` (for `openssl cms -sign` tokens).
 fn tst_info(sig: &[u8], hash: HashAlgorithm) -> Vec<u8> {
+    tst_info_at(sig, hash, SystemTime::now(), None)
+}
+
+fn tst_info_at(
+    sig: &[u8],
+    hash: HashAlgorithm,
+    gen_time: SystemTime,
+    nonce: Option<der::asn1::Int>,
+) -> Vec<u8> {
     let oid = match hash {
         HashAlgorithm::Sha256 => "2.16.840.1.101.3.4.2.1",
         HashAlgorithm::Sha384 => "2.16.840.1.101.3.4.2.2",
@@ -232,10 +241,10 @@ fn tst_info(sig: &[u8], hash: HashAlgorithm) -> Vec<u8> {
             hashed_message: der::asn1::OctetString::new(hash.digest(sig)).unwrap(),
         },
         serial_number: der::asn1::Int::new(&[0x2a]).unwrap(),
-        gen_time: der::asn1::GeneralizedTime::from_system_time(SystemTime::now()).unwrap(),
+        gen_time: der::asn1::GeneralizedTime::from_system_time(gen_time).unwrap(),
         accuracy: None,
         ordering: false,
-        nonce: None,
+        nonce,
         tsa: None,
         extensions: None,
     }
@@ -262,7 +271,7 @@ fn rsa_pss_token_with_signing_time_verifies() {
     );
     let info = timestamp::verify_token(&token, &sig, &[root_of(&pki)]).unwrap();
     assert_eq!(info.serial, "2a");
-    pki.openssl_verify(&token, &sig).unwrap();
+    pki.openssl_cms_verify(&token).unwrap();
     // Flip one byte of the PSS signature (the token's last bytes).
     let mut bad = token.clone();
     let n = bad.len();
@@ -271,6 +280,31 @@ fn rsa_pss_token_with_signing_time_verifies() {
         timestamp::verify_token(&bad, &sig, &[root_of(&pki)]),
         Err(TimestampError::BadSignature(_))
     ));
+    assert!(pki.openssl_cms_verify(&bad).is_err());
+}
+
+#[test]
+fn gen_time_outside_tsa_certificate_validity() {
+    let pki = TsaPki::new();
+    let sig = signature(11);
+    // A day before the TSA certificate was issued.
+    let tst = tst_info_at(
+        &sig,
+        HashAlgorithm::Sha256,
+        SystemTime::now() - Duration::from_secs(86_400),
+        None,
+    );
+    let token = pki.cms_sign(&tst, &pki.path("tsa.pem"), &pki.path("tsa.key"), &[]);
+    let err = timestamp::verify_token(&token, &sig, &[root_of(&pki)]).unwrap_err();
+    assert!(
+        matches!(err, TimestampError::TsaCertificate { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("not valid at the timestamp's genTime"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -495,6 +529,55 @@ async fn answer_over_another_imprint_is_refused() {
         "{err}"
     );
     assert!(err.to_string().contains("message imprint"), "{err}");
+}
+
+/// DER TimeStampResp { PKIStatusInfo { status }, token }.
+fn tsp_response(status: u8, token: &[u8]) -> Vec<u8> {
+    let status_info = der::Any::new(der::Tag::Sequence, [0x02, 0x01, status].as_slice())
+        .unwrap()
+        .to_der()
+        .unwrap();
+    der::Any::new(der::Tag::Sequence, [status_info.as_slice(), token].concat())
+        .unwrap()
+        .to_der()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn gen_time_in_the_future_is_refused() {
+    let pki = Arc::new(TsaPki::new());
+    let p = pki.clone();
+    // A TSA whose clock runs ten minutes ahead; answers our nonce and imprint correctly.
+    let server = misbehaving(move |q| {
+        let req = x509_tsp::TimeStampReq::from_der(q).unwrap();
+        let tst = tst_info_at(
+            &signature(9),
+            HashAlgorithm::Sha256,
+            SystemTime::now() + Duration::from_secs(600),
+            req.nonce,
+        );
+        let token = p.cms_sign(&tst, &p.path("tsa.pem"), &p.path("tsa.key"), &[]);
+        HttpReply::ok(tsp_response(0, &token))
+    });
+    let err = expect_err(&pki, &server.url, HashAlgorithm::Sha256).await;
+    assert!(
+        matches!(err, TimestampError::ResponseMismatch { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("in the future"), "{err}");
+}
+
+#[tokio::test]
+async fn granted_status_without_token_and_bare_rejection() {
+    let pki = Arc::new(TsaPki::new());
+    let server = misbehaving(|_| HttpReply::ok(tsp_response(0, &[])));
+    let err = expect_err(&pki, &server.url, HashAlgorithm::Sha256).await;
+    assert!(matches!(err, TimestampError::BadResponse { .. }), "{err}");
+    assert!(err.to_string().contains("no TimeStampToken"), "{err}");
+
+    let server = misbehaving(|_| HttpReply::ok(tsp_response(3, &[])));
+    let err = expect_err(&pki, &server.url, HashAlgorithm::Sha256).await;
+    assert!(err.to_string().contains("status 3 (waiting)"), "{err}");
 }
 
 #[tokio::test]

@@ -396,6 +396,39 @@ impl TsaPki {
     }
 }
 
+impl TsaPki {
+    /// Independent check of the CMS layer only (signature, chain, timestamping purpose) with
+    /// `openssl cms -verify`; `openssl ts -verify` goes through OpenSSL's PKCS#7 code, which
+    /// cannot verify RSA-PSS SignerInfos.
+    pub fn openssl_cms_verify(&self, token: &[u8]) -> Result<(), String> {
+        let t = tempfile::NamedTempFile::new_in(self.dir.path()).unwrap();
+        std::fs::write(t.path(), token).unwrap();
+        let out = Command::new("openssl")
+            .args([
+                "cms",
+                "-verify",
+                "-inform",
+                "DER",
+                "-purpose",
+                "timestampsign",
+            ])
+            .arg("-in")
+            .arg(t.path())
+            .arg("-CAfile")
+            .arg(self.path("root.pem"))
+            .arg("-certfile")
+            .arg(self.path("untrusted.pem"))
+            .args(["-out", "/dev/null"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+}
+
 impl Default for TsaPki {
     fn default() -> Self {
         TsaPki::new()
