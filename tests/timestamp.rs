@@ -661,7 +661,7 @@ async fn tsa_root_not_trusted() {
 fn tspclient_token_vector() {
     let token = std::fs::read(fixture("TimeStampToken.p7s")).unwrap();
     let root = cert_from_file(&fixture("GlobalSignRootCA.crt"));
-    let info = timestamp::verify_token(&token, b"notation", &[root.clone()]).unwrap();
+    let info = timestamp::verify_token(&token, b"notation", std::slice::from_ref(&root)).unwrap();
     assert_eq!(info.gen_time, utc("2021-09-17T14:09:10Z"));
     assert_eq!(info.accuracy, Duration::from_secs(1));
     assert_eq!(
@@ -676,7 +676,8 @@ fn tspclient_token_vector() {
     assert_eq!(info.tsa_chain.len(), 4);
     assert_eq!(info.tsa_chain[3], root.sha256_fingerprint());
 
-    let err = timestamp::verify_token(&token, b"notation!", &[root.clone()]).unwrap_err();
+    let err =
+        timestamp::verify_token(&token, b"notation!", std::slice::from_ref(&root)).unwrap_err();
     assert!(
         matches!(err, TimestampError::ImprintMismatch { .. }),
         "{err}"
@@ -771,7 +772,7 @@ fn notation_envelope_tokens_verify() {
         "jwsExpiredWithTimestamp.sig",
     ] {
         let (sig, token, leaf) = envelope_parts(name);
-        let info = timestamp::verify_token(&token, &sig, &[root.clone()])
+        let info = timestamp::verify_token(&token, &sig, std::slice::from_ref(&root))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(info.hash_algorithm, HashAlgorithm::Sha256, "{name}");
         assert_eq!(info.accuracy, Duration::from_secs(1), "{name}");
@@ -786,7 +787,7 @@ fn notation_envelope_tokens_verify() {
         let mut other = sig.clone();
         other[0] ^= 1;
         assert!(matches!(
-            timestamp::verify_token(&token, &other, &[root.clone()]),
+            timestamp::verify_token(&token, &other, std::slice::from_ref(&root)),
             Err(TimestampError::ImprintMismatch { .. })
         ));
     }
@@ -803,7 +804,7 @@ fn notation_envelope_tokens_verify() {
 fn notation_envelope_timestamp_outside_leaf_validity() {
     let root = globalsign_r6();
     let (sig, token, leaf) = envelope_parts("timestampBeforeNotBefore.sig");
-    let info = timestamp::verify_token(&token, &sig, &[root.clone()]).unwrap();
+    let info = timestamp::verify_token(&token, &sig, std::slice::from_ref(&root)).unwrap();
     let err = info.check_within_validity(&leaf).unwrap_err();
     assert!(
         err.to_string()
