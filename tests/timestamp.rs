@@ -655,6 +655,11 @@ async fn tsa_root_not_trusted() {
 
 // ---------------------------------------------------------------------------------------
 // Upstream vectors (tspclient-go / notation-go)
+//
+// Revocation of these GlobalSign TSA chains (digest §5 step 6) needs their OCSP responders
+// and CRL endpoints on the Internet, which tests cannot reach offline. `verify_token` does
+// not check revocation (it returns the validated path in `tsa_chain` for the verifier's
+// revocation step); revocation against local OCSP/CRL servers is tested with that module.
 // ---------------------------------------------------------------------------------------
 
 #[test]

@@ -243,3 +243,46 @@ pub(crate) fn issued_by(
         signature,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alg(oid: ObjectIdentifier) -> AlgorithmIdentifierOwned {
+        AlgorithmIdentifierOwned {
+            oid,
+            parameters: None,
+        }
+    }
+
+    #[test]
+    fn sha1_and_unknown_hashes_are_refused() {
+        assert!(hash_from_oid(&OID_SHA1).unwrap_err().contains("SHA-1"));
+        assert!(hash_from_oid(&OID_MGF1).is_err());
+        for h in [
+            HashAlgorithm::Sha256,
+            HashAlgorithm::Sha384,
+            HashAlgorithm::Sha512,
+        ] {
+            assert_eq!(hash_from_oid(&hash_oid(h)).unwrap(), h);
+        }
+    }
+
+    #[test]
+    fn sha1_signatures_and_pss_defaults_are_refused_before_any_key_use() {
+        let spki = SubjectPublicKeyInfoOwned {
+            algorithm: alg(OID_RSA),
+            subject_public_key: der::asn1::BitString::from_bytes(&[0]).unwrap(),
+        };
+        for oid in [OID_SHA1_RSA, OID_ECDSA_SHA1] {
+            let err = verify(&alg(oid), None, &spki, b"m", b"s").unwrap_err();
+            assert!(err.contains("SHA-1"), "{err}");
+        }
+        let err = verify(&alg(OID_RSA_PSS), None, &spki, b"m", b"s").unwrap_err();
+        assert!(err.contains("SHA-1"), "{err}");
+        let err = verify(&alg(OID_RSA), None, &spki, b"m", b"s").unwrap_err();
+        assert!(err.contains("names no hash"), "{err}");
+        let err = verify(&alg(OID_ECDSA_SHA256), None, &spki, b"m", b"s").unwrap_err();
+        assert!(err.contains("the key is"), "{err}");
+    }
+}
