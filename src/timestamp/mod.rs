@@ -111,7 +111,7 @@ pub enum TimestampError {
     MissingSigningCertificateV2 { detail: &'static str },
     #[error("signing certificate hash does not match CertHash in signed attribute (ESS signing-certificate-v2): {0}")]
     SigningCertificateMismatch(String),
-    #[error("the TSA certificate is not trusted: {0}; add the TSA's root certificate to the policy's tsa trust store")]
+    #[error("the TSA certificate is not trusted: {0}; add the TSA's root certificate to the TSA roots (the trust policy's tsa trust store, or the TSA root given for signing)")]
     UntrustedTsa(String),
     #[error("TSA certificate {subject}: {reason}")]
     TsaCertificate { subject: String, reason: String },
