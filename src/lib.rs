@@ -7,7 +7,9 @@ pub mod crypto;
 pub mod envelope;
 pub mod oci;
 pub mod policy;
+pub mod revocation;
 pub mod sign;
+pub mod testcert;
 pub mod timestamp;
 pub mod x509;
 

@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 
 use sign_action::crypto::{LocalSigner, Signer};
 use sign_action::envelope::EnvelopeFormat;
-use sign_action::oci::{ArtifactStore, ManifestForm};
+use sign_action::oci::registry::{Credential, RegistryOptions};
+use sign_action::oci::{ArtifactStore, ManifestForm, Reference};
 use sign_action::sign::{self, SignReport, SignSettings, SignTarget};
 
 use crate::cli::{
@@ -53,8 +54,17 @@ pub fn one_line(e: &anyhow::Error) -> String {
 }
 
 fn generate_test(name: &str, dir: &Path) -> Result<i32> {
-    let _ = (name, dir);
-    anyhow::bail!("PENDING testcert merge");
+    let generated = sign_action::testcert::generate_test_certificate(name, dir)
+        .with_context(|| format!("cannot create the test certificate {name:?}"))?;
+    eprintln!(
+        "created test key {} and certificate {} ({})\ntrust store: {}\ntrust policy: {}",
+        generated.key_path.display(),
+        generated.cert_path.display(),
+        generated.subject,
+        generated.trust_store_root.display(),
+        generated.trust_policy_path.display()
+    );
+    Ok(EXIT_OK)
 }
 
 /// Where artifacts live and how to reach them, resolved from CLI arguments or action inputs.
@@ -189,8 +199,60 @@ pub fn open_store(
     store: &StoreConfig,
     references: &[String],
 ) -> Result<(Arc<dyn ArtifactStore>, Vec<SignTarget>)> {
-    let _ = (store, references);
-    anyhow::bail!("stores are not wired yet")
+    let options = registry_options(store, references);
+    let (store, parsed) = sign_action::oci::open_store(options, store.oci_layout, references)?;
+    let targets = references
+        .iter()
+        .cloned()
+        .zip(parsed)
+        .map(|(input, reference)| SignTarget { input, reference })
+        .collect();
+    Ok((store, targets))
+}
+
+/// Registry options: explicit credentials go to the registries of this run's references only;
+/// the GitHub token only to ghcr.io. Loopback registries are plain HTTP (as docker treats
+/// localhost) unless a registry CA is given, which means the user runs TLS.
+pub fn registry_options(store: &StoreConfig, references: &[String]) -> RegistryOptions {
+    let mut options = RegistryOptions {
+        extra_root_certs_pem: store.registry_ca_pem.clone(),
+        plain_http: store.registry_ca_pem.is_empty(),
+        insecure_hosts: store.insecure_registries.clone(),
+        ..RegistryOptions::default()
+    };
+    if store.oci_layout {
+        return options;
+    }
+    let hosts: std::collections::BTreeSet<String> = references
+        .iter()
+        .filter_map(|r| Reference::parse(r).ok())
+        .map(|r| r.registry)
+        .collect();
+    if let (Some(username), Some(password)) = (&store.username, &store.password) {
+        for host in &hosts {
+            options.credentials.insert(
+                host.clone(),
+                Credential::Basic {
+                    username: username.clone(),
+                    password: password.clone(),
+                },
+            );
+        }
+    } else if let Some(token) = &store.github_token {
+        if hosts.contains("ghcr.io") {
+            options.credentials.insert(
+                "ghcr.io".to_string(),
+                Credential::Basic {
+                    username: store
+                        .username
+                        .clone()
+                        .unwrap_or_else(|| "github-actions".to_string()),
+                    password: token.clone(),
+                },
+            );
+        }
+    }
+    options
 }
 
 pub fn print_sign_report(report: &SignReport, output: OutputFormat) {

@@ -367,7 +367,7 @@ mod tests {
         let v = thumbprint_annotation(&[b"a".to_vec()]);
         assert_eq!(
             v,
-            "[\"ca978112ca1bbdcafac231b39a23dc4da786eff8147d0b0e5cab2e3e5d49a27e\"]"
+            "[\"ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb\"]"
         );
     }
 }

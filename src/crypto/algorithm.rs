@@ -225,8 +225,8 @@ impl std::fmt::Display for SignatureAlgorithm {
 
 fn verification_algorithm(alg: SignatureAlgorithm) -> &'static dyn VerificationAlgorithm {
     match alg {
-        // aws-lc-rs' PSS verifiers accept the salt length the signature carries (RFC 8017
-        // recovers it); Notary signers always use salt = hash length.
+        // aws-lc-rs' PSS verifiers require salt length = hash length (RSA_PSS_SALTLEN_DIGEST),
+        // which is exactly what Notary prescribes and what notation-go verifies with.
         SignatureAlgorithm::Ps256 => &sig::RSA_PSS_2048_8192_SHA256,
         SignatureAlgorithm::Ps384 => &sig::RSA_PSS_2048_8192_SHA384,
         SignatureAlgorithm::Ps512 => &sig::RSA_PSS_2048_8192_SHA512,

@@ -98,6 +98,96 @@ pub enum StoreError {
     Layout(#[from] layout::LayoutError),
     #[error("invalid manifest: {0}")]
     Manifest(String),
+    #[error("{0}")]
+    Content(#[from] ContentError),
+}
+
+/// Fetched content that does not match the descriptor it was fetched by.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContentError {
+    #[error("content {digest} has {actual} bytes but its descriptor says {expected}: refusing it")]
+    SizeMismatch {
+        digest: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("content fetched as {expected} hashes to {actual}: refusing it (tampered or corrupt)")]
+    DigestMismatch { expected: String, actual: String },
+    #[error("{0}")]
+    BadDigest(String),
+}
+
+/// The digest of `bytes` with the algorithm named in `like` (`sha256:…`, `sha384:…`, `sha512:…`).
+pub fn digest_like(like: &str, bytes: &[u8]) -> Result<String, ContentError> {
+    reference::validate_digest(like).map_err(ContentError::BadDigest)?;
+    let (alg, _) = like.split_once(':').unwrap_or(("sha256", ""));
+    let hash = match alg {
+        "sha384" => crate::crypto::HashAlgorithm::Sha384,
+        "sha512" => crate::crypto::HashAlgorithm::Sha512,
+        _ => crate::crypto::HashAlgorithm::Sha256,
+    };
+    Ok(format!("{alg}:{}", hex::encode(hash.digest(bytes))))
+}
+
+/// Check `bytes` against the descriptor's size and digest.
+pub fn verify_content(descriptor: &Descriptor, bytes: &[u8]) -> Result<(), ContentError> {
+    if bytes.len() as u64 != descriptor.size {
+        return Err(ContentError::SizeMismatch {
+            digest: descriptor.digest.clone(),
+            expected: descriptor.size,
+            actual: bytes.len() as u64,
+        });
+    }
+    let actual = digest_like(&descriptor.digest, bytes)?;
+    if actual != descriptor.digest {
+        return Err(ContentError::DigestMismatch {
+            expected: descriptor.digest.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Open the one store `references` live in and parse them: registry references
+/// (`host/repo[:tag][@digest]`) with a [`registry::RegistryClient`] built from `options`, or,
+/// with `oci_layout`, `path[:tag|@digest]` references into a single OCI image layout.
+pub fn open_store(
+    options: registry::RegistryOptions,
+    oci_layout: bool,
+    references: &[String],
+) -> Result<(std::sync::Arc<dyn ArtifactStore>, Vec<Reference>), StoreError> {
+    if !oci_layout {
+        let refs = references
+            .iter()
+            .map(|r| Reference::parse(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = registry::RegistryClient::new(options)?;
+        return Ok((std::sync::Arc::new(client), refs));
+    }
+    let mut parsed = Vec::new();
+    for r in references {
+        parsed.push(layout::parse_layout_reference(r)?);
+    }
+    let Some((first, _)) = parsed.first() else {
+        return Err(StoreError::Manifest("no reference given".into()));
+    };
+    let first = first.clone();
+    if let Some((other, _)) = parsed.iter().find(|(p, _)| *p != first) {
+        return Err(layout::LayoutError::Other {
+            path: other.display().to_string(),
+            message: format!(
+                "all references must be in one OCI layout (the first is {})",
+                first.display()
+            ),
+        }
+        .into());
+    }
+    let store = layout::OciLayoutStore::open(first)?;
+    Ok((
+        std::sync::Arc::new(store),
+        parsed.into_iter().map(|(_, r)| r).collect(),
+    ))
 }
 
 /// A place artifacts and their signatures live.

@@ -161,11 +161,11 @@ pub enum TimestampError {
 
 /// Subject for messages and `TimestampInfo::tsa_subject`.
 pub(crate) fn display_subject(cert: &Certificate) -> String {
-    cert.parsed().tbs_certificate.subject.to_string() // TEMP until x509::dn lands
+    cert.subject()
 }
 
 pub(crate) fn display_issuer(cert: &Certificate) -> String {
-    cert.parsed().tbs_certificate.issuer.to_string() // TEMP until x509::dn lands
+    cert.issuer()
 }
 
 /// Go's `time.RFC1123Z`-like rendering notation uses in validity messages.

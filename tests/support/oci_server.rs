@@ -62,7 +62,14 @@ impl OciServer {
                     let referrer_requests = referrer_requests.clone();
                     let addr = addr.clone();
                     thread::spawn(move || {
-                        let _ = handle(stream, &state, &requests, &referrer_requests, &addr, page_size);
+                        let _ = handle(
+                            stream,
+                            &state,
+                            &requests,
+                            &referrer_requests,
+                            &addr,
+                            page_size,
+                        );
                     });
                 }
             });
@@ -97,7 +104,13 @@ impl OciServer {
     }
 
     /// Put a manifest directly, optionally tagged; returns its digest.
-    pub fn put_manifest(&self, repo: &str, media_type: &str, bytes: &[u8], tag: Option<&str>) -> String {
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        media_type: &str,
+        bytes: &[u8],
+        tag: Option<&str>,
+    ) -> String {
         let digest = sha256(bytes);
         let mut s = self.state.lock().unwrap();
         s.manifests.insert(
@@ -105,7 +118,8 @@ impl OciServer {
             (media_type.to_string(), bytes.to_vec()),
         );
         if let Some(tag) = tag {
-            s.tags.insert((repo.to_string(), tag.to_string()), digest.clone());
+            s.tags
+                .insert((repo.to_string(), tag.to_string()), digest.clone());
         }
         digest
     }
@@ -220,7 +234,10 @@ fn respond(
         405 => "Method Not Allowed",
         _ => "Status",
     };
-    let mut text = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut text = format!(
+        "HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         text.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -250,7 +267,13 @@ fn handle(
     requests.fetch_add(1, Ordering::SeqCst);
     let head = req.method == "HEAD";
     if req.path == "/v2/" || req.path == "/v2" {
-        return respond(&mut stream, 200, &[("Docker-Distribution-API-Version", "registry/2.0".into())], b"{}", head);
+        return respond(
+            &mut stream,
+            200,
+            &[("Docker-Distribution-API-Version", "registry/2.0".into())],
+            b"{}",
+            head,
+        );
     }
     let Some(rest) = req.path.strip_prefix("/v2/") else {
         return respond(&mut stream, 404, &[], b"", head);
@@ -291,11 +314,18 @@ fn referrers(
     }
     let s = state.lock().unwrap();
     let mut found: Vec<Value> = Vec::new();
-    let mut keys: Vec<_> = s.manifests.keys().filter(|(r, _)| r == repo).cloned().collect();
+    let mut keys: Vec<_> = s
+        .manifests
+        .keys()
+        .filter(|(r, _)| r == repo)
+        .cloned()
+        .collect();
     keys.sort();
     for key in keys {
         let (media_type, bytes) = &s.manifests[&key];
-        let Ok(m) = serde_json::from_slice::<Value>(bytes) else { continue };
+        let Ok(m) = serde_json::from_slice::<Value>(bytes) else {
+            continue;
+        };
         if m["subject"]["digest"].as_str() != Some(digest) {
             continue;
         }
@@ -316,9 +346,16 @@ fn referrers(
         found.push(d);
     }
     // Deliberately no filtering and no OCI-Filters-Applied: clients must filter themselves.
-    let start: usize = req.query.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let start: usize = req
+        .query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     let page: Vec<Value> = found.iter().skip(start).take(page_size).cloned().collect();
-    let mut headers = vec![("Content-Type", "application/vnd.oci.image.index.v1+json".to_string())];
+    let mut headers = vec![(
+        "Content-Type",
+        "application/vnd.oci.image.index.v1+json".to_string(),
+    )];
     if start + page_size < found.len() {
         let mut next = format!("/v2/{repo}/referrers/{digest}?page={}", start + page_size);
         if let Some(at) = req.query.get("artifactType") {
@@ -353,7 +390,13 @@ fn manifests(
                 match s.tags.get(&(repo.to_string(), reference.to_string())) {
                     Some(d) => d.clone(),
                     None => {
-                        return respond(stream, 404, &[("Content-Type", "application/json".into())], &error_body("MANIFEST_UNKNOWN", "manifest unknown"), head)
+                        return respond(
+                            stream,
+                            404,
+                            &[("Content-Type", "application/json".into())],
+                            &error_body("MANIFEST_UNKNOWN", "manifest unknown"),
+                            head,
+                        )
                     }
                 }
             };
@@ -368,19 +411,29 @@ fn manifests(
                     bytes,
                     head,
                 ),
-                None => respond(stream, 404, &[("Content-Type", "application/json".into())], &error_body("MANIFEST_UNKNOWN", "manifest unknown"), head),
+                None => respond(
+                    stream,
+                    404,
+                    &[("Content-Type", "application/json".into())],
+                    &error_body("MANIFEST_UNKNOWN", "manifest unknown"),
+                    head,
+                ),
             }
         }
         "PUT" => {
-            let media_type = req
-                .headers
-                .get("content-type")
-                .cloned()
-                .unwrap_or_default();
+            let media_type = req.headers.get("content-type").cloned().unwrap_or_default();
             let digest = sha256(&req.body);
             let parsed: Value = match serde_json::from_slice(&req.body) {
                 Ok(v) => v,
-                Err(_) => return respond(stream, 400, &[], &error_body("MANIFEST_INVALID", "not JSON"), false),
+                Err(_) => {
+                    return respond(
+                        stream,
+                        400,
+                        &[],
+                        &error_body("MANIFEST_INVALID", "not JSON"),
+                        false,
+                    )
+                }
             };
             let mut s = state.lock().unwrap();
             // Every referenced blob must exist, as in the real registry.
@@ -389,13 +442,25 @@ fn manifests(
                 referenced.push(c.to_string());
             }
             if let Some(layers) = parsed["layers"].as_array() {
-                referenced.extend(layers.iter().filter_map(|l| l["digest"].as_str().map(String::from)));
+                referenced.extend(
+                    layers
+                        .iter()
+                        .filter_map(|l| l["digest"].as_str().map(String::from)),
+                );
             }
             if let Some(missing) = referenced.iter().find(|d| !s.blobs.contains_key(*d)) {
-                return respond(stream, 400, &[], &error_body("MANIFEST_BLOB_UNKNOWN", missing), false);
+                return respond(
+                    stream,
+                    400,
+                    &[],
+                    &error_body("MANIFEST_BLOB_UNKNOWN", missing),
+                    false,
+                );
             }
-            s.manifests
-                .insert((repo.to_string(), digest.clone()), (media_type, req.body.clone()));
+            s.manifests.insert(
+                (repo.to_string(), digest.clone()),
+                (media_type, req.body.clone()),
+            );
             if !reference.starts_with("sha256:") {
                 s.tags
                     .insert((repo.to_string(), reference.to_string()), digest.clone());
@@ -413,7 +478,12 @@ fn manifests(
     }
 }
 
-fn blobs(stream: &mut TcpStream, state: &Mutex<State>, digest: &str, req: &Request) -> std::io::Result<()> {
+fn blobs(
+    stream: &mut TcpStream,
+    state: &Mutex<State>,
+    digest: &str,
+    req: &Request,
+) -> std::io::Result<()> {
     let head = req.method == "HEAD";
     let s = state.lock().unwrap();
     match s.blobs.get(digest) {
@@ -427,7 +497,13 @@ fn blobs(stream: &mut TcpStream, state: &Mutex<State>, digest: &str, req: &Reque
             bytes,
             head,
         ),
-        None => respond(stream, 404, &[], &error_body("BLOB_UNKNOWN", "blob unknown"), head),
+        None => respond(
+            stream,
+            404,
+            &[],
+            &error_body("BLOB_UNKNOWN", "blob unknown"),
+            head,
+        ),
     }
 }
 
@@ -444,7 +520,13 @@ fn uploads(
             if let Some(digest) = req.query.get("digest") {
                 if !req.body.is_empty() && sha256(&req.body) == *digest {
                     s.blobs.insert(digest.clone(), req.body.clone());
-                    return respond(stream, 201, &[("Location", format!("/v2/{repo}/blobs/{digest}"))], b"", false);
+                    return respond(
+                        stream,
+                        201,
+                        &[("Location", format!("/v2/{repo}/blobs/{digest}"))],
+                        b"",
+                        false,
+                    );
                 }
             }
             s.next_upload += 1;
@@ -453,36 +535,69 @@ fn uploads(
             respond(
                 stream,
                 202,
-                &[("Location", format!("/v2/{repo}/blobs/uploads/{id}")), ("Range", "0-0".into())],
+                &[
+                    ("Location", format!("/v2/{repo}/blobs/uploads/{id}")),
+                    ("Range", "0-0".into()),
+                ],
                 b"",
                 false,
             )
         }
         "PATCH" => {
             let Some(buf) = s.uploads.get_mut(id) else {
-                return respond(stream, 404, &[], &error_body("BLOB_UPLOAD_UNKNOWN", id), false);
+                return respond(
+                    stream,
+                    404,
+                    &[],
+                    &error_body("BLOB_UPLOAD_UNKNOWN", id),
+                    false,
+                );
             };
             buf.extend_from_slice(&req.body);
             let len = buf.len();
             respond(
                 stream,
                 202,
-                &[("Location", format!("/v2/{repo}/blobs/uploads/{id}")), ("Range", format!("0-{}", len.saturating_sub(1)))],
+                &[
+                    ("Location", format!("/v2/{repo}/blobs/uploads/{id}")),
+                    ("Range", format!("0-{}", len.saturating_sub(1))),
+                ],
                 b"",
                 false,
             )
         }
         "PUT" => {
             let Some(mut buf) = s.uploads.remove(id) else {
-                return respond(stream, 404, &[], &error_body("BLOB_UPLOAD_UNKNOWN", id), false);
+                return respond(
+                    stream,
+                    404,
+                    &[],
+                    &error_body("BLOB_UPLOAD_UNKNOWN", id),
+                    false,
+                );
             };
             buf.extend_from_slice(&req.body);
             let digest = req.query.get("digest").cloned().unwrap_or_default();
             if sha256(&buf) != digest {
-                return respond(stream, 400, &[], &error_body("DIGEST_INVALID", &digest), false);
+                return respond(
+                    stream,
+                    400,
+                    &[],
+                    &error_body("DIGEST_INVALID", &digest),
+                    false,
+                );
             }
             s.blobs.insert(digest.clone(), buf);
-            respond(stream, 201, &[("Location", format!("/v2/{repo}/blobs/{digest}")), ("Docker-Content-Digest", digest)], b"", false)
+            respond(
+                stream,
+                201,
+                &[
+                    ("Location", format!("/v2/{repo}/blobs/{digest}")),
+                    ("Docker-Content-Digest", digest),
+                ],
+                b"",
+                false,
+            )
         }
         _ => respond(stream, 405, &[], b"", false),
     }
