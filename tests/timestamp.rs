@@ -307,6 +307,25 @@ fn gen_time_outside_tsa_certificate_validity() {
     );
 }
 
+#[test]
+fn token_without_the_tsa_certificate_is_refused() {
+    let pki = TsaPki::new();
+    let sig = signature(12);
+    let token = pki.cms_sign(
+        &tst_info(&sig, HashAlgorithm::Sha256),
+        &pki.path("tsa.pem"),
+        &pki.path("tsa.key"),
+        &["-nocerts"],
+    );
+    let err = timestamp::verify_token(&token, &sig, &[root_of(&pki)]).unwrap_err();
+    assert!(matches!(err, TimestampError::Invalid(_)), "{err}");
+    assert!(err.to_string().contains("is not in the token"), "{err}");
+    // What inspect shows for it: no TSA subject, only the carried intermediate.
+    let claimed = timestamp::parse_token_info(&token).unwrap();
+    assert_eq!(claimed.tsa_subject, "");
+    assert_eq!(claimed.tsa_chain.len(), 1);
+}
+
 // ---------------------------------------------------------------------------------------
 // verify_token failures on real tokens
 // ---------------------------------------------------------------------------------------
