@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime};
 use crate::crypto::HashAlgorithm;
 use crate::x509::{Certificate, ChainError};
 
-pub use client::HttpTimestamper;
+pub use client::{HttpTimestamper, DEFAULT_MAX_CLOCK_SKEW, DEFAULT_TIMEOUT};
 pub use token::{parse_token_info, verify_token};
 
 /// Media type of an RFC 3161 request body.
