@@ -12,6 +12,7 @@ pub mod revocation;
 pub mod sign;
 pub mod verify;
 pub mod testcert;
+pub mod timestamp;
 pub mod x509;
 
 /// Value of the `io.cncf.notary.signingAgent` header we write.
