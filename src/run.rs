@@ -121,6 +121,8 @@ pub struct SignRequest {
     pub chain_pem: Vec<u8>,
     pub settings: SignSettings,
     pub store: StoreConfig,
+    /// TSA URL and the PEM roots its chain must lead to.
+    pub timestamp: Option<(String, Vec<u8>)>,
 }
 
 impl SignRequest {
@@ -143,6 +145,15 @@ impl SignRequest {
             chain_pem,
             settings,
             store: StoreConfig::from_args(&args.store)?,
+            timestamp: match (&args.timestamp_url, &args.timestamp_root_cert) {
+                (Some(url), Some(root)) => Some((
+                    url.clone(),
+                    std::fs::read(root).with_context(|| {
+                        format!("cannot read the TSA root certificate {}", root.display())
+                    })?,
+                )),
+                _ => None,
+            },
         })
     }
 }
@@ -203,8 +214,18 @@ pub async fn execute_sign(
         LocalSigner::from_pem(&request.key_pem, request.key_password.as_deref(), chain_der)?;
     let signer: Arc<dyn Signer> = Arc::new(signer);
     sign::preflight(signer.as_ref(), &request.settings)?;
+    let timestamper = match &request.timestamp {
+        Some((url, roots_pem)) => {
+            let roots = sign_action::x509::parse_certificates(roots_pem, "the TSA root certificate")
+                .context("invalid TSA root certificate")?;
+            let tsa = sign_action::timestamp::HttpTimestamper::new(url, roots)
+                .context("invalid timestamp authority")?;
+            Some(Arc::new(tsa) as Arc<dyn sign_action::envelope::Timestamper>)
+        }
+        None => None,
+    };
     let (store, targets) = open_store(&request.store, &request.references)?;
-    Ok(sign::sign_all(store, targets, signer, None, &request.settings, on_warning).await)
+    Ok(sign::sign_all(store, targets, signer, timestamper, &request.settings, on_warning).await)
 }
 
 /// Open the store the references live in and parse them.

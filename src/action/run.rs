@@ -175,7 +175,18 @@ fn sign_request_from_inputs<W: Write>(
         registry_ca_pem,
     };
     let _ = env;
+    let timestamp = match (inputs.get("timestamp-url"), inputs.get("timestamp-root-cert")) {
+        (Some(url), Some(root)) => Some((
+            url.to_string(),
+            pem_or_path(root).context("input `timestamp-root-cert`")?,
+        )),
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "inputs `timestamp-url` and `timestamp-root-cert` must be given together"
+        ),
+    };
     Ok(SignRequest {
+        timestamp,
         references,
         key_pem,
         key_password: inputs.get("key-password").map(String::from),

@@ -28,7 +28,7 @@ use crate::crypto::HashAlgorithm;
 use crate::x509::{Certificate, ChainError};
 
 pub use client::{HttpTimestamper, DEFAULT_MAX_CLOCK_SKEW, DEFAULT_TIMEOUT};
-pub use token::{parse_token_info, verify_token};
+pub use token::{parse_token_info, verify_token, verify_token_with_chain};
 
 /// Media type of an RFC 3161 request body.
 pub const TIMESTAMP_QUERY_MEDIA_TYPE: &str = "application/timestamp-query";

@@ -397,6 +397,16 @@ pub fn verify_token(
     signature: &[u8],
     tsa_roots: &[Certificate],
 ) -> Result<TimestampInfo, TimestampError> {
+    verify_token_with_chain(token_der, signature, tsa_roots).map(|(info, _)| info)
+}
+
+/// [`verify_token`], also returning the validated TSA chain (signing certificate first,
+/// trusted root last) so the caller can check its revocation (digest §5 step 6).
+pub fn verify_token_with_chain(
+    token_der: &[u8],
+    signature: &[u8],
+    tsa_roots: &[Certificate],
+) -> Result<(TimestampInfo, Vec<Certificate>), TimestampError> {
     let parsed = parse(token_der)?;
     if parsed.signed_data.version != CmsVersion::V3 {
         return Err(invalid(format!(
@@ -434,12 +444,13 @@ pub fn verify_token(
     }
     validate_chain(&chain, ChainPurpose::Timestamping, Some(gen_time))?;
 
-    info_from(
+    let info = info_from(
         &parsed.tst,
         hash,
         display_subject(cert),
         chain.iter().map(Certificate::sha256_fingerprint).collect(),
-    )
+    )?;
+    Ok((info, chain))
 }
 
 /// What a token claims, without verifying anything (for `inspect`). `tsa_chain` lists the
