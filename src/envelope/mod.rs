@@ -6,13 +6,14 @@
 //! adds the cryptographic checks (algorithm from the leaf key, signature, chain rules).
 
 pub mod cose;
+mod header;
 pub mod jws;
 pub mod payload;
 
 use std::time::SystemTime;
 
-use crate::crypto::{CryptoError, SignatureAlgorithm, Signer};
-use crate::x509::{CertError, ChainError};
+use crate::crypto::{CryptoError, KeySpec, SignatureAlgorithm, Signer};
+use crate::x509::{CertError, Certificate, ChainError, ChainPurpose};
 
 pub use payload::Payload;
 
@@ -141,6 +142,20 @@ pub struct ParsedEnvelope {
     pub extended_attributes: Vec<ExtendedAttribute>,
 }
 
+impl ParsedEnvelope {
+    /// Names of critical extended attributes nobody has processed. The two verification
+    /// plugin headers are not among them (they have their own fields); whatever is listed
+    /// here must be handled by a verification plugin, or the signature must fail (the
+    /// specification's rule for unknown critical attributes).
+    pub fn unprocessed_critical_attributes(&self) -> Vec<&str> {
+        self.extended_attributes
+            .iter()
+            .filter(|a| a.critical)
+            .map(|a| a.name.as_str())
+            .collect()
+    }
+}
+
 /// Why an envelope is not acceptable.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -200,6 +215,88 @@ pub fn parse(media_type: &str, bytes: &[u8]) -> Result<ParsedEnvelope, EnvelopeE
 /// signature verifies over `signed_bytes`, and the chain meets the Notary rules (validity
 /// times are judged later, by the verifier).
 pub fn verify_integrity(envelope: &ParsedEnvelope) -> Result<(), EnvelopeError> {
-    let _ = envelope;
-    todo!("envelope::verify_integrity")
+    let chain = envelope
+        .certificate_chain
+        .iter()
+        .map(|der| Certificate::from_der(der))
+        .collect::<Result<Vec<_>, _>>()?;
+    let leaf = chain.first().ok_or(ChainError::Empty)?;
+    let leaf_spki = leaf.spki_der();
+    let expected = KeySpec::from_spki_der(&leaf_spki)?.signature_algorithm();
+    if expected != envelope.algorithm {
+        return Err(EnvelopeError::AlgorithmMismatch {
+            header: envelope.algorithm,
+            expected,
+        });
+    }
+    crate::crypto::verify_signature(
+        envelope.algorithm,
+        &leaf_spki,
+        &envelope.signed_bytes,
+        &envelope.signature,
+    )?;
+    crate::x509::validate_chain(&chain, ChainPurpose::CodeSigning, None)?;
+    Ok(())
+}
+
+/// Refuse oversized input before any decoding (digest §1: envelopes are at most 32 MiB).
+fn check_size(format: &'static str, bytes: &[u8]) -> Result<(), EnvelopeError> {
+    if bytes.len() as u64 > crate::oci::MAX_ENVELOPE_BYTES {
+        return Err(EnvelopeError::Malformed {
+            format,
+            reason: format!(
+                "{} bytes exceeds the {} byte limit for signature envelopes",
+                bytes.len(),
+                crate::oci::MAX_ENVELOPE_BYTES
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The signer's algorithm, after checking that its key type is the one the leaf
+/// certificate requires (the chain the envelope will carry must verify the signature).
+fn signer_algorithm(signer: &dyn Signer) -> Result<(SignatureAlgorithm, Vec<u8>), EnvelopeError> {
+    let chain = signer.certificate_chain();
+    let leaf = Certificate::from_der(chain.first().ok_or(ChainError::Empty)?)?;
+    let leaf_spki = leaf.spki_der();
+    let expected = KeySpec::from_spki_der(&leaf_spki)?.signature_algorithm();
+    let algorithm = signer.key_spec().signature_algorithm();
+    if algorithm != expected {
+        return Err(EnvelopeError::AlgorithmMismatch {
+            header: algorithm,
+            expected,
+        });
+    }
+    Ok((algorithm, leaf_spki))
+}
+
+/// Sign `message` and check the result against the leaf key before it goes into an
+/// envelope: a remote signer returning, say, a DER ECDSA signature or a signature by
+/// another key is caught here rather than by every verifier.
+async fn sign_checked(
+    signer: &dyn Signer,
+    algorithm: SignatureAlgorithm,
+    leaf_spki: &[u8],
+    message: &[u8],
+) -> Result<Vec<u8>, EnvelopeError> {
+    let signature = signer.sign(message).await?;
+    crate::crypto::verify_signature(algorithm, leaf_spki, message, &signature)?;
+    Ok(signature)
+}
+
+/// Countersign the primitive signature when a timestamper is configured.
+async fn timestamp(
+    timestamper: Option<&dyn Timestamper>,
+    algorithm: SignatureAlgorithm,
+    signature: &[u8],
+) -> Result<Option<Vec<u8>>, EnvelopeError> {
+    match timestamper {
+        None => Ok(None),
+        Some(t) => t
+            .timestamp(signature, algorithm.hash())
+            .await
+            .map(Some)
+            .map_err(EnvelopeError::Timestamp),
+    }
 }
