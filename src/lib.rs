@@ -10,9 +10,9 @@ pub mod oci;
 pub mod policy;
 pub mod revocation;
 pub mod sign;
-pub mod verify;
 pub mod testcert;
 pub mod timestamp;
+pub mod verify;
 pub mod x509;
 
 /// Value of the `io.cncf.notary.signingAgent` header we write.

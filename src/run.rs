@@ -22,8 +22,8 @@ use sign_action::verify::{
 };
 
 use crate::cli::{
-    ActionKind, CertCommand, Cli, Command, ManifestFormArg, OutputFormat, SignArgs,
-    SignatureFormatArg, StoreArgs,
+    ActionKind, CertCommand, Cli, Command, ListArgs, ManifestFormArg, OutputFormat, SignArgs,
+    SignatureFormatArg, StoreArgs, VerifyArgs,
 };
 
 /// Exit codes, as documented in the README.
@@ -216,8 +216,9 @@ pub async fn execute_sign(
     sign::preflight(signer.as_ref(), &request.settings)?;
     let timestamper = match &request.timestamp {
         Some((url, roots_pem)) => {
-            let roots = sign_action::x509::parse_certificates(roots_pem, "the TSA root certificate")
-                .context("invalid TSA root certificate")?;
+            let roots =
+                sign_action::x509::parse_certificates(roots_pem, "the TSA root certificate")
+                    .context("invalid TSA root certificate")?;
             let tsa = sign_action::timestamp::HttpTimestamper::new(url, roots)
                 .context("invalid timestamp authority")?;
             Some(Arc::new(tsa) as Arc<dyn sign_action::envelope::Timestamper>)
@@ -225,7 +226,15 @@ pub async fn execute_sign(
         None => None,
     };
     let (store, targets) = open_store(&request.store, &request.references)?;
-    Ok(sign::sign_all(store, targets, signer, timestamper, &request.settings, on_warning).await)
+    Ok(sign::sign_all(
+        store,
+        targets,
+        signer,
+        timestamper,
+        &request.settings,
+        on_warning,
+    )
+    .await)
 }
 
 /// Open the store the references live in and parse them.
@@ -332,9 +341,8 @@ pub fn load_policy(explicit: Option<&Path>) -> Result<TrustPolicyDocument> {
         Some(path) => TrustPolicyDocument::load_file(path)
             .with_context(|| format!("invalid trust policy {}", path.display())),
         None => {
-            let dir = default_config_dir().context(
-                "cannot find notation's configuration directory: give --trust-policy",
-            )?;
+            let dir = default_config_dir()
+                .context("cannot find notation's configuration directory: give --trust-policy")?;
             TrustPolicyDocument::load_from_config_dir(&dir).context("invalid trust policy")
         }
     }
@@ -392,7 +400,10 @@ pub async fn execute_verify(request: VerifyRequest) -> Result<Vec<ArtifactVerifi
         let statement = match request.policy.select(&scope) {
             Ok(s) => s,
             Err(e) => {
-                early.push((i, ArtifactVerification::failed(&target.input, e.to_string())));
+                early.push((
+                    i,
+                    ArtifactVerification::failed(&target.input, e.to_string()),
+                ));
                 continue;
             }
         };
@@ -401,9 +412,7 @@ pub async fn execute_verify(request: VerifyRequest) -> Result<Vec<ArtifactVerifi
             None => {
                 let p = Arc::new(
                     EffectivePolicy::from_statement(statement, &request.trust_store)
-                        .with_context(|| {
-                            format!("trust policy statement {:?}", statement.name)
-                        })?,
+                        .with_context(|| format!("trust policy statement {:?}", statement.name))?,
                 );
                 policies.insert(statement.name.clone(), p.clone());
                 p
@@ -451,7 +460,10 @@ pub fn print_verify_results(results: &[ArtifactVerification], output: OutputForm
                 "verified": results.iter().all(|r| r.verified),
                 "results": results,
             });
-            println!("{}", serde_json::to_string_pretty(&doc).expect("serialises"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("serialises")
+            );
         }
         OutputFormat::Text => {
             for r in results {
@@ -519,7 +531,10 @@ async fn run_inspect(args: ListArgs, details: bool) -> Result<i32> {
 }
 
 fn print_inspect(report: &InspectReport, details: bool) {
-    println!("{} ({}, {})", report.reference, report.digest, report.media_type);
+    println!(
+        "{} ({}, {})",
+        report.reference, report.digest, report.media_type
+    );
     if report.signatures.is_empty() {
         println!("  no signatures");
     }
@@ -542,7 +557,10 @@ fn print_inspect(report: &InspectReport, details: bool) {
         field("signing time", &s.signing_time);
         field("expiry", &s.expiry);
         field("signing agent", &s.signing_agent);
-        println!("    timestamped: {}", if s.timestamped { "yes" } else { "no" });
+        println!(
+            "    timestamped: {}",
+            if s.timestamped { "yes" } else { "no" }
+        );
         for (k, v) in &s.user_metadata {
             println!("    user metadata: {k}={v}");
         }

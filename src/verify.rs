@@ -313,8 +313,7 @@ pub async fn verify_artifact(
             verify_signature(store, reference, &artifact, descriptor, policy, settings).await;
         if outcome.passed {
             for check in &outcome.checks {
-                if check.status == CheckStatus::Failed && check.enforcement == Enforcement::Logged
-                {
+                if check.status == CheckStatus::Failed && check.enforcement == Enforcement::Logged {
                     result.warnings.push(format!(
                         "{} validation failed but is set to log: {}",
                         check.check,
@@ -510,19 +509,28 @@ pub async fn verify_signature(
         }
         match judged.result {
             Ok(status) => {
-                let status = if judged.not_performed { CheckStatus::NotPerformed } else { status };
-                report.checks.push(outcome(check, status, action, judged.note));
+                let status = if judged.not_performed {
+                    CheckStatus::NotPerformed
+                } else {
+                    status
+                };
+                report
+                    .checks
+                    .push(outcome(check, status, action, judged.note));
             }
             Err(reason) => {
                 if action == Action::Enforce && enforced_failure.is_none() {
-                    enforced_failure = Some(format!("{} validation failed: {reason}", check.as_str()));
+                    enforced_failure =
+                        Some(format!("{} validation failed: {reason}", check.as_str()));
                 }
                 let status = if judged.not_performed {
                     CheckStatus::NotPerformed
                 } else {
                     CheckStatus::Failed
                 };
-                report.checks.push(outcome(check, status, action, Some(reason)));
+                report
+                    .checks
+                    .push(outcome(check, status, action, Some(reason)));
             }
         }
     };
@@ -534,7 +542,11 @@ pub async fn verify_signature(
         Judged::from(check_authenticity(&envelope, &chain, policy)),
     );
     // 3. Expiry.
-    record(&mut report, Check::Expiry, Judged::from(check_expiry(&envelope, now)));
+    record(
+        &mut report,
+        Check::Expiry,
+        Judged::from(check_expiry(&envelope, now)),
+    );
     // 4. Authentic timestamp.
     let timestamp = if policy.action(Check::AuthenticTimestamp) == Action::Skip {
         Judged::from(Ok(CheckStatus::Skipped))
@@ -606,7 +618,11 @@ async fn fetch_envelope(
 
 fn missing_user_metadata(payload: &Payload, required: &BTreeMap<String, String>) -> Option<String> {
     let empty = BTreeMap::new();
-    let annotations = payload.target_artifact.annotations.as_ref().unwrap_or(&empty);
+    let annotations = payload
+        .target_artifact
+        .annotations
+        .as_ref()
+        .unwrap_or(&empty);
     for (key, value) in required {
         match annotations.get(key) {
             Some(v) if v == value => {}

@@ -175,15 +175,18 @@ fn sign_request_from_inputs<W: Write>(
         registry_ca_pem,
     };
     let _ = env;
-    let timestamp = match (inputs.get("timestamp-url"), inputs.get("timestamp-root-cert")) {
+    let timestamp = match (
+        inputs.get("timestamp-url"),
+        inputs.get("timestamp-root-cert"),
+    ) {
         (Some(url), Some(root)) => Some((
             url.to_string(),
             pem_or_path(root).context("input `timestamp-root-cert`")?,
         )),
         (None, None) => None,
-        _ => anyhow::bail!(
-            "inputs `timestamp-url` and `timestamp-root-cert` must be given together"
-        ),
+        _ => {
+            anyhow::bail!("inputs `timestamp-url` and `timestamp-root-cert` must be given together")
+        }
     };
     Ok(SignRequest {
         timestamp,
@@ -208,10 +211,7 @@ pub async fn verify_action() -> i32 {
     verify_action_with(&env, &mut action).await
 }
 
-pub async fn verify_action_with<W: Write>(
-    env: &[(String, String)],
-    action: &mut Action<W>,
-) -> i32 {
+pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut Action<W>) -> i32 {
     let inputs = read_inputs(env.iter().cloned());
     for name in VERIFY_SECRET_INPUTS {
         if let Some(value) = inputs.get(name) {
@@ -256,7 +256,9 @@ pub async fn verify_action_with<W: Write>(
         }
         for w in &r.warnings {
             let message = action.commands.redact(&format!("{}: {w}", r.reference));
-            let _ = action.commands.warning(&message, &AnnotationProps::default());
+            let _ = action
+                .commands
+                .warning(&message, &AnnotationProps::default());
         }
     }
     let _ = action.commands.end_group();
@@ -278,9 +280,10 @@ pub async fn verify_action_with<W: Write>(
         ("results", json.as_str()),
     ] {
         if let Err(e) = action.set_output(name, value) {
-            let _ = action
-                .commands
-                .error(&format!("cannot write outputs: {e}"), &AnnotationProps::default());
+            let _ = action.commands.error(
+                &format!("cannot write outputs: {e}"),
+                &AnnotationProps::default(),
+            );
             code = EXIT_FAILED;
         }
     }

@@ -231,7 +231,14 @@ pub fn render_verify_summary(results: &[ArtifactVerification]) -> String {
             let mut row = vec![
                 Cell::Code(r.reference.clone()),
                 Cell::Code(r.digest.as_deref().map(short_digest).unwrap_or_default()),
-                Cell::Text(if r.verified { "✓ verified" } else { "✗ failed" }.to_string()),
+                Cell::Text(
+                    if r.verified {
+                        "✓ verified"
+                    } else {
+                        "✗ failed"
+                    }
+                    .to_string(),
+                ),
                 Cell::Text(
                     sig.and_then(|s| s.signer_subject.clone())
                         .unwrap_or_default(),
