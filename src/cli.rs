@@ -133,6 +133,12 @@ pub struct SignArgs {
     /// Signature manifest form.
     #[arg(long, value_enum, default_value_t = ManifestFormArg::Legacy)]
     pub manifest_form: ManifestFormArg,
+    /// RFC 3161 timestamp authority URL: countersign every signature (needs --timestamp-root-cert).
+    #[arg(long, requires = "timestamp_root_cert")]
+    pub timestamp_url: Option<String>,
+    /// PEM root certificate(s) the TSA's chain must lead to.
+    #[arg(long, requires = "timestamp_url", value_name = "FILE")]
+    pub timestamp_root_cert: Option<PathBuf>,
     /// How many artifacts to sign at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,

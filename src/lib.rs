@@ -5,11 +5,14 @@
 
 pub mod crypto;
 pub mod envelope;
+pub mod inspect;
 pub mod oci;
 pub mod policy;
 pub mod revocation;
 pub mod sign;
 pub mod testcert;
+pub mod timestamp;
+pub mod verify;
 pub mod x509;
 
 /// Value of the `io.cncf.notary.signingAgent` header we write.

@@ -11,9 +11,19 @@ use sign_action::oci::registry::{Credential, RegistryOptions};
 use sign_action::oci::{ArtifactStore, ManifestForm, Reference};
 use sign_action::sign::{self, SignReport, SignSettings, SignTarget};
 
+use std::collections::HashMap;
+
+use sign_action::inspect::InspectReport;
+use sign_action::policy::store::{default_config_dir, TrustStore};
+use sign_action::policy::TrustPolicyDocument;
+use sign_action::revocation::RevocationChecker;
+use sign_action::verify::{
+    self, ArtifactVerification, EffectivePolicy, VerifySettings, VerifyTarget,
+};
+
 use crate::cli::{
-    ActionKind, CertCommand, Cli, Command, ManifestFormArg, OutputFormat, SignArgs,
-    SignatureFormatArg, StoreArgs,
+    ActionKind, CertCommand, Cli, Command, ListArgs, ManifestFormArg, OutputFormat, SignArgs,
+    SignatureFormatArg, StoreArgs, VerifyArgs,
 };
 
 /// Exit codes, as documented in the README.
@@ -28,9 +38,12 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Action {
             kind: ActionKind::Sign,
         } => Ok(crate::action::run::sign_action().await),
-        Command::Verify(_) | Command::List(_) | Command::Inspect(_) | Command::Action { .. } => {
-            Err(anyhow::anyhow!("not available in this build"))
-        }
+        Command::Action {
+            kind: ActionKind::Verify,
+        } => Ok(crate::action::run::verify_action().await),
+        Command::Verify(args) => run_verify(args).await,
+        Command::List(args) => run_inspect(args, false).await,
+        Command::Inspect(args) => run_inspect(args, true).await,
     };
     match outcome {
         Ok(code) => code,
@@ -108,6 +121,8 @@ pub struct SignRequest {
     pub chain_pem: Vec<u8>,
     pub settings: SignSettings,
     pub store: StoreConfig,
+    /// TSA URL and the PEM roots its chain must lead to.
+    pub timestamp: Option<(String, Vec<u8>)>,
 }
 
 impl SignRequest {
@@ -130,6 +145,15 @@ impl SignRequest {
             chain_pem,
             settings,
             store: StoreConfig::from_args(&args.store)?,
+            timestamp: match (&args.timestamp_url, &args.timestamp_root_cert) {
+                (Some(url), Some(root)) => Some((
+                    url.clone(),
+                    std::fs::read(root).with_context(|| {
+                        format!("cannot read the TSA root certificate {}", root.display())
+                    })?,
+                )),
+                _ => None,
+            },
         })
     }
 }
@@ -190,8 +214,27 @@ pub async fn execute_sign(
         LocalSigner::from_pem(&request.key_pem, request.key_password.as_deref(), chain_der)?;
     let signer: Arc<dyn Signer> = Arc::new(signer);
     sign::preflight(signer.as_ref(), &request.settings)?;
+    let timestamper = match &request.timestamp {
+        Some((url, roots_pem)) => {
+            let roots =
+                sign_action::x509::parse_certificates(roots_pem, "the TSA root certificate")
+                    .context("invalid TSA root certificate")?;
+            let tsa = sign_action::timestamp::HttpTimestamper::new(url, roots)
+                .context("invalid timestamp authority")?;
+            Some(Arc::new(tsa) as Arc<dyn sign_action::envelope::Timestamper>)
+        }
+        None => None,
+    };
     let (store, targets) = open_store(&request.store, &request.references)?;
-    Ok(sign::sign_all(store, targets, signer, None, &request.settings, on_warning).await)
+    Ok(sign::sign_all(
+        store,
+        targets,
+        signer,
+        timestamper,
+        &request.settings,
+        on_warning,
+    )
+    .await)
 }
 
 /// Open the store the references live in and parse them.
@@ -278,5 +321,257 @@ pub fn print_sign_report(report: &SignReport, output: OutputFormat) {
                 println!("FAILED {}: {}", f.reference, f.error);
             }
         }
+    }
+}
+
+/// Everything a verification run needs, built from CLI arguments or action inputs.
+pub struct VerifyRequest {
+    pub references: Vec<String>,
+    pub policy: TrustPolicyDocument,
+    pub trust_store: TrustStore,
+    /// Policy scope for OCI layouts, which have no registry name.
+    pub scope: Option<String>,
+    pub settings: VerifySettings,
+    pub store: StoreConfig,
+}
+
+/// Load the trust policy (a file, inline JSON, or notation's default location).
+pub fn load_policy(explicit: Option<&Path>) -> Result<TrustPolicyDocument> {
+    match explicit {
+        Some(path) => TrustPolicyDocument::load_file(path)
+            .with_context(|| format!("invalid trust policy {}", path.display())),
+        None => {
+            let dir = default_config_dir()
+                .context("cannot find notation's configuration directory: give --trust-policy")?;
+            TrustPolicyDocument::load_from_config_dir(&dir).context("invalid trust policy")
+        }
+    }
+}
+
+pub fn open_trust_store(explicit: Option<&Path>) -> Result<TrustStore> {
+    match explicit {
+        Some(dir) => TrustStore::open(dir)
+            .with_context(|| format!("cannot open the trust store {}", dir.display())),
+        None => TrustStore::open_default().context("cannot open the trust store"),
+    }
+}
+
+pub fn verify_settings(max_signatures: usize, user_metadata: &[String]) -> Result<VerifySettings> {
+    let user_metadata = sign::parse_user_metadata(user_metadata).map_err(anyhow::Error::msg)?;
+    if max_signatures == 0 {
+        anyhow::bail!("--max-signatures must be at least 1");
+    }
+    let checker = RevocationChecker::new().context("cannot set up revocation checking")?;
+    Ok(VerifySettings {
+        max_signatures,
+        user_metadata,
+        revocation: Some(Arc::new(checker)),
+    })
+}
+
+impl VerifyRequest {
+    pub fn from_args(args: &VerifyArgs) -> Result<VerifyRequest> {
+        Ok(VerifyRequest {
+            references: args.references.clone(),
+            policy: load_policy(args.trust_policy.as_deref())?,
+            trust_store: open_trust_store(args.trust_store.as_deref())?,
+            scope: args.scope.clone(),
+            settings: verify_settings(args.max_signatures, &args.user_metadata)?,
+            store: StoreConfig::from_args(&args.store)?,
+        })
+    }
+}
+
+/// Select the policy for every reference and load its stores, then verify. Errors returned
+/// here are configuration errors; per-artifact outcomes are in the results.
+pub async fn execute_verify(request: VerifyRequest) -> Result<Vec<ArtifactVerification>> {
+    let (store, targets) = open_store(&request.store, &request.references)?;
+    let mut policies: HashMap<String, Arc<EffectivePolicy>> = HashMap::new();
+    let mut to_verify = Vec::new();
+    let mut early: Vec<(usize, ArtifactVerification)> = Vec::new();
+    for (i, target) in targets.into_iter().enumerate() {
+        let scope = if request.store.oci_layout {
+            request.scope.clone().context(
+                "--scope is required with --oci-layout: name the registry scope whose trust policy applies (e.g. registry.example/app)",
+            )?
+        } else {
+            target.reference.fully_qualified_without_digest()
+        };
+        let statement = match request.policy.select(&scope) {
+            Ok(s) => s,
+            Err(e) => {
+                early.push((
+                    i,
+                    ArtifactVerification::failed(&target.input, e.to_string()),
+                ));
+                continue;
+            }
+        };
+        let policy = match policies.get(&statement.name) {
+            Some(p) => p.clone(),
+            None => {
+                let p = Arc::new(
+                    EffectivePolicy::from_statement(statement, &request.trust_store)
+                        .with_context(|| format!("trust policy statement {:?}", statement.name))?,
+                );
+                policies.insert(statement.name.clone(), p.clone());
+                p
+            }
+        };
+        to_verify.push((
+            i,
+            VerifyTarget {
+                input: target.input,
+                reference: target.reference,
+                policy,
+            },
+        ));
+    }
+    let order: Vec<usize> = to_verify.iter().map(|(i, _)| *i).collect();
+    let verified = verify::verify_all(
+        store,
+        to_verify.into_iter().map(|(_, t)| t).collect(),
+        &request.settings,
+        4,
+    )
+    .await;
+    let mut all: Vec<(usize, ArtifactVerification)> = order.into_iter().zip(verified).collect();
+    all.extend(early);
+    all.sort_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, r)| r).collect())
+}
+
+async fn run_verify(args: VerifyArgs) -> Result<i32> {
+    let output = args.output;
+    let request = VerifyRequest::from_args(&args)?;
+    let results = execute_verify(request).await?;
+    print_verify_results(&results, output);
+    Ok(if results.iter().all(|r| r.verified) {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
+}
+
+pub fn print_verify_results(results: &[ArtifactVerification], output: OutputFormat) {
+    match output {
+        OutputFormat::Json => {
+            let doc = serde_json::json!({
+                "verified": results.iter().all(|r| r.verified),
+                "results": results,
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).expect("serialises")
+            );
+        }
+        OutputFormat::Text => {
+            for r in results {
+                let digest = r.digest.as_deref().unwrap_or("?");
+                if r.verified {
+                    match &r.signature {
+                        Some(sig) => println!(
+                            "verified {} ({digest}): signature {} by {:?}, signed {}, policy {:?} ({})",
+                            r.reference,
+                            sig.digest,
+                            sig.signer_subject.as_deref().unwrap_or("?"),
+                            sig.signing_time.as_deref().unwrap_or("?"),
+                            r.policy.as_deref().unwrap_or("?"),
+                            r.level.as_deref().unwrap_or("?"),
+                        ),
+                        None => println!(
+                            "verified {} ({digest}): policy {:?} skips verification",
+                            r.reference,
+                            r.policy.as_deref().unwrap_or("?")
+                        ),
+                    }
+                } else {
+                    println!(
+                        "FAILED {}: {}",
+                        r.reference,
+                        r.error.as_deref().unwrap_or("verification failed")
+                    );
+                }
+                for w in &r.warnings {
+                    eprintln!("warning: {}: {w}", r.reference);
+                }
+            }
+        }
+    }
+}
+
+async fn run_inspect(args: ListArgs, details: bool) -> Result<i32> {
+    let store_config = StoreConfig::from_args(&args.store)?;
+    let references = vec![args.reference.clone()];
+    let (store, targets) = open_store(&store_config, &references)?;
+    let target = &targets[0];
+    let report = match sign_action::inspect::inspect(
+        store.as_ref(),
+        &target.input,
+        &target.reference,
+        args.max_signatures.max(1),
+        details,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}: {e}", target.input);
+            return Ok(EXIT_FAILED);
+        }
+    };
+    match args.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("serialises")
+        ),
+        OutputFormat::Text => print_inspect(&report, details),
+    }
+    Ok(EXIT_OK)
+}
+
+fn print_inspect(report: &InspectReport, details: bool) {
+    println!(
+        "{} ({}, {})",
+        report.reference, report.digest, report.media_type
+    );
+    if report.signatures.is_empty() {
+        println!("  no signatures");
+    }
+    for s in &report.signatures {
+        println!("  signature {}", s.digest);
+        if !details {
+            continue;
+        }
+        if let Some(e) = &s.error {
+            println!("    unreadable: {e}");
+            continue;
+        }
+        let field = |name: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                println!("    {name}: {v}");
+            }
+        };
+        field("media type", &s.media_type);
+        field("signing scheme", &s.signing_scheme);
+        field("signing time", &s.signing_time);
+        field("expiry", &s.expiry);
+        field("signing agent", &s.signing_agent);
+        println!(
+            "    timestamped: {}",
+            if s.timestamped { "yes" } else { "no" }
+        );
+        for (k, v) in &s.user_metadata {
+            println!("    user metadata: {k}={v}");
+        }
+        for (i, c) in s.certificate_chain.iter().enumerate() {
+            println!("    certificate #{}: {}", i + 1, c.subject);
+            println!("      issuer: {}", c.issuer);
+            println!("      sha256: {}", c.sha256_fingerprint);
+            println!("      valid: {} to {}", c.not_before, c.not_after);
+        }
+    }
+    if report.truncated {
+        println!("  (more signatures exist; raise --max-signatures to see them)");
     }
 }

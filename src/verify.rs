@@ -11,7 +11,10 @@ use serde::Serialize;
 use crate::envelope::{self, ParsedEnvelope, Payload, SigningScheme};
 use crate::oci::manifest::{ImageManifest, SIGNATURE_ARTIFACT_TYPE};
 use crate::oci::{ArtifactStore, Descriptor, Reference, MAX_ENVELOPE_BYTES};
-use crate::policy::level::{Action, Check};
+use crate::policy::level::{Action, Check, VerifyTimestamp};
+use crate::policy::store::{StoreType, TrustStore, TrustStoreError};
+use crate::policy::TrustPolicyStatement;
+use crate::revocation::{RevocationChecker, RevocationStatus};
 use crate::x509::Certificate;
 
 /// Outcome of one check on one signature.
@@ -74,10 +77,48 @@ pub struct SignatureVerification {
     pub signing_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expiry: Option<String>,
+    /// The verified RFC 3161 timestamp, when one was relied on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<TimestampReport>,
     pub checks: Vec<CheckOutcome>,
     /// Why the signature failed (first enforced failure), when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+}
+
+/// A verified timestamp: when, how precisely, and who vouched for it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TimestampReport {
+    pub gen_time: String,
+    /// [genTime − accuracy, genTime + accuracy], RFC 3339 with milliseconds.
+    pub range_start: String,
+    pub range_end: String,
+    pub tsa_subject: String,
+    /// SHA-256 fingerprints, TSA certificate first.
+    pub tsa_chain: Vec<String>,
+}
+
+impl TimestampReport {
+    pub fn of(info: &crate::timestamp::TimestampInfo) -> Self {
+        TimestampReport {
+            gen_time: rfc3339_millis(info.gen_time),
+            range_start: rfc3339_millis(info.range.0),
+            range_end: rfc3339_millis(info.range.1),
+            tsa_subject: info.tsa_subject.clone(),
+            tsa_chain: info.tsa_chain.clone(),
+        }
+    }
+}
+
+/// RFC 3339 UTC with milliseconds (timestamps carry sub-second precision).
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from(t)
+        .format(&format)
+        .unwrap_or_default()
 }
 
 /// The verdict for one artifact.
@@ -103,13 +144,33 @@ pub struct ArtifactVerification {
     pub error: Option<String>,
 }
 
+impl ArtifactVerification {
+    /// An artifact that failed before any signature was looked at.
+    pub fn failed(input: &str, error: String) -> ArtifactVerification {
+        ArtifactVerification {
+            reference: input.to_string(),
+            digest: None,
+            verified: false,
+            policy: None,
+            level: None,
+            signature: None,
+            failed_signatures: Vec::new(),
+            warnings: Vec::new(),
+            error: Some(error),
+        }
+    }
+}
+
+/// Decides whether a leaf certificate subject is a trusted identity.
+pub type IdentityMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// A trust policy statement resolved for one artifact, with its stores loaded.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EffectivePolicy {
     pub name: String,
     pub level: String,
     /// Action per check, from the level and its overrides.
-    pub actions: BTreeMap<CheckKey, Action>,
+    pub actions: BTreeMap<Check, Action>,
     /// `verifyTimestamp: afterCertExpiry`.
     pub timestamp_only_after_cert_expiry: bool,
     pub ca_certificates: Vec<Certificate>,
@@ -118,67 +179,70 @@ pub struct EffectivePolicy {
     /// Whether the policy names any `tsa:` store.
     pub has_tsa_store: bool,
     /// Matcher for the leaf subject; `None` means `*`.
-    pub identity_matcher: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    pub identity_matcher: Option<IdentityMatcher>,
     /// Human text of the trusted identities, for error messages.
     pub trusted_identities: Vec<String>,
 }
 
-/// Ordered key for the check map (the policy's `Check` needs no `Ord`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum CheckKey {
-    Integrity,
-    Authenticity,
-    AuthenticTimestamp,
-    Expiry,
-    Revocation,
-}
-
-impl CheckKey {
-    pub const ALL: [CheckKey; 5] = [
-        CheckKey::Integrity,
-        CheckKey::Authenticity,
-        CheckKey::AuthenticTimestamp,
-        CheckKey::Expiry,
-        CheckKey::Revocation,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            CheckKey::Integrity => "integrity",
-            CheckKey::Authenticity => "authenticity",
-            CheckKey::AuthenticTimestamp => "authenticTimestamp",
-            CheckKey::Expiry => "expiry",
-            CheckKey::Revocation => "revocation",
-        }
-    }
-
-    pub fn policy_check(self) -> Check {
-        match self {
-            CheckKey::Integrity => Check::Integrity,
-            CheckKey::Authenticity => Check::Authenticity,
-            CheckKey::AuthenticTimestamp => Check::AuthenticTimestamp,
-            CheckKey::Expiry => Check::Expiry,
-            CheckKey::Revocation => Check::Revocation,
-        }
-    }
-}
-
 impl EffectivePolicy {
-    fn action(&self, check: CheckKey) -> Action {
+    /// Resolve a statement: its actions per check and the certificates of every store it
+    /// names. Any store that cannot be read fails the whole run (fail closed).
+    pub fn from_statement(
+        statement: &TrustPolicyStatement,
+        trust_store: &TrustStore,
+    ) -> Result<EffectivePolicy, TrustStoreError> {
+        let actions = Check::ALL
+            .into_iter()
+            .map(|c| (c, statement.action_for(c)))
+            .collect();
+        let matcher = statement
+            .leaf_subject_matcher()
+            .map(|m| Arc::new(m) as IdentityMatcher);
+        Ok(EffectivePolicy {
+            name: statement.name.clone(),
+            level: statement.level().as_str().to_string(),
+            actions,
+            timestamp_only_after_cert_expiry: statement.verify_timestamp()
+                == VerifyTimestamp::AfterCertExpiry,
+            ca_certificates: trust_store.certificates_for(statement, StoreType::Ca)?,
+            signing_authority_certificates: trust_store
+                .certificates_for(statement, StoreType::SigningAuthority)?,
+            tsa_certificates: trust_store.certificates_for(statement, StoreType::Tsa)?,
+            has_tsa_store: statement.has_store_type(StoreType::Tsa),
+            identity_matcher: matcher,
+            trusted_identities: statement.identity_texts(),
+        })
+    }
+
+    fn action(&self, check: Check) -> Action {
         self.actions.get(&check).copied().unwrap_or(Action::Enforce)
     }
 
     fn skips_everything(&self) -> bool {
-        self.action(CheckKey::Integrity) == Action::Skip
+        self.action(Check::Integrity) == Action::Skip
     }
 }
 
 /// Settings of a verification run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VerifySettings {
     pub max_signatures: usize,
     /// Payload annotations that must be present with these values.
     pub user_metadata: BTreeMap<String, String>,
+    /// Shared by every artifact of the run, so each CRL or OCSP answer is fetched once.
+    /// `None`: revocation cannot be checked and is reported as not performed (a failure
+    /// where the policy enforces revocation, as an unknown status is).
+    pub revocation: Option<Arc<RevocationChecker>>,
+}
+
+impl std::fmt::Debug for VerifySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifySettings")
+            .field("max_signatures", &self.max_signatures)
+            .field("user_metadata", &self.user_metadata)
+            .field("revocation", &self.revocation.is_some())
+            .finish()
+    }
 }
 
 impl Default for VerifySettings {
@@ -186,6 +250,7 @@ impl Default for VerifySettings {
         VerifySettings {
             max_signatures: 100,
             user_metadata: BTreeMap::new(),
+            revocation: None,
         }
     }
 }
@@ -251,8 +316,7 @@ pub async fn verify_artifact(
             verify_signature(store, reference, &artifact, descriptor, policy, settings).await;
         if outcome.passed {
             for check in &outcome.checks {
-                if check.status == CheckStatus::Failed && check.enforcement == Enforcement::Logged
-                {
+                if check.status == CheckStatus::Failed && check.enforcement == Enforcement::Logged {
                     result.warnings.push(format!(
                         "{} validation failed but is set to log: {}",
                         check.check,
@@ -306,13 +370,13 @@ pub async fn verify_artifact(
 }
 
 fn outcome(
-    check: CheckKey,
+    check: Check,
     status: CheckStatus,
     action: Action,
     detail: Option<String>,
 ) -> CheckOutcome {
     CheckOutcome {
-        check: check.name(),
+        check: check.as_str(),
         status,
         enforcement: action.into(),
         detail,
@@ -337,13 +401,14 @@ pub async fn verify_signature(
         certificate_fingerprint: None,
         signing_time: None,
         expiry: None,
+        timestamp: None,
         checks: Vec::new(),
         failure: None,
     };
-    let integrity_action = policy.action(CheckKey::Integrity);
+    let integrity_action = policy.action(Check::Integrity);
     let fail_integrity = |mut report: SignatureVerification, reason: String| {
         report.checks.push(outcome(
-            CheckKey::Integrity,
+            Check::Integrity,
             CheckStatus::Failed,
             integrity_action,
             Some(reason.clone()),
@@ -400,7 +465,7 @@ pub async fn verify_signature(
             }
             if let Some(reason) = missing_user_metadata(&payload, &settings.user_metadata) {
                 report.checks.push(outcome(
-                    CheckKey::Integrity,
+                    Check::Integrity,
                     CheckStatus::Passed,
                     integrity_action,
                     None,
@@ -429,7 +494,7 @@ pub async fn verify_signature(
         );
     }
     report.checks.push(outcome(
-        CheckKey::Integrity,
+        Check::Integrity,
         CheckStatus::Passed,
         integrity_action,
         None,
@@ -437,7 +502,7 @@ pub async fn verify_signature(
 
     let now = SystemTime::now();
     let mut enforced_failure: Option<String> = None;
-    let mut record = |report: &mut SignatureVerification, check: CheckKey, judged: Judged| {
+    let mut record = |report: &mut SignatureVerification, check: Check, judged: Judged| {
         let action = policy.action(check);
         if action == Action::Skip {
             report
@@ -447,19 +512,28 @@ pub async fn verify_signature(
         }
         match judged.result {
             Ok(status) => {
-                let status = if judged.not_performed { CheckStatus::NotPerformed } else { status };
-                report.checks.push(outcome(check, status, action, judged.note));
+                let status = if judged.not_performed {
+                    CheckStatus::NotPerformed
+                } else {
+                    status
+                };
+                report
+                    .checks
+                    .push(outcome(check, status, action, judged.note));
             }
             Err(reason) => {
                 if action == Action::Enforce && enforced_failure.is_none() {
-                    enforced_failure = Some(format!("{} validation failed: {reason}", check.name()));
+                    enforced_failure =
+                        Some(format!("{} validation failed: {reason}", check.as_str()));
                 }
                 let status = if judged.not_performed {
                     CheckStatus::NotPerformed
                 } else {
                     CheckStatus::Failed
                 };
-                report.checks.push(outcome(check, status, action, Some(reason)));
+                report
+                    .checks
+                    .push(outcome(check, status, action, Some(reason)));
             }
         }
     };
@@ -467,19 +541,42 @@ pub async fn verify_signature(
     // 2. Authenticity and trusted identity.
     record(
         &mut report,
-        CheckKey::Authenticity,
+        Check::Authenticity,
         Judged::from(check_authenticity(&envelope, &chain, policy)),
     );
     // 3. Expiry.
-    record(&mut report, CheckKey::Expiry, Judged::from(check_expiry(&envelope, now)));
-    // 4. Authentic timestamp.
     record(
         &mut report,
-        CheckKey::AuthenticTimestamp,
-        check_authentic_timestamp(&envelope, &chain, policy, now),
+        Check::Expiry,
+        Judged::from(check_expiry(&envelope, now)),
     );
-    // 5. Revocation.
-    record(&mut report, CheckKey::Revocation, check_revocation(&chain));
+    // 4. Authentic timestamp.
+    let timestamp = if policy.action(Check::AuthenticTimestamp) == Action::Skip {
+        Judged::from(Ok(CheckStatus::Skipped))
+    } else {
+        check_authentic_timestamp(
+            &envelope,
+            &chain,
+            policy,
+            now,
+            settings.revocation.as_deref(),
+            &mut report.timestamp,
+        )
+        .await
+    };
+    record(&mut report, Check::AuthenticTimestamp, timestamp);
+    // 5. Revocation, only when the policy does not skip it: it costs network requests.
+    let revocation = if policy.action(Check::Revocation) == Action::Skip {
+        Judged::from(Ok(CheckStatus::Skipped))
+    } else {
+        let signing_time = match envelope.signing_scheme {
+            // Only a signing authority's time is authentic enough for invalidity dates.
+            SigningScheme::X509SigningAuthority => envelope.authentic_signing_time,
+            SigningScheme::X509 => None,
+        };
+        check_revocation(&chain, signing_time, settings.revocation.as_deref()).await
+    };
+    record(&mut report, Check::Revocation, revocation);
 
     report.failure = enforced_failure;
     report.passed = report.failure.is_none();
@@ -524,7 +621,11 @@ async fn fetch_envelope(
 
 fn missing_user_metadata(payload: &Payload, required: &BTreeMap<String, String>) -> Option<String> {
     let empty = BTreeMap::new();
-    let annotations = payload.target_artifact.annotations.as_ref().unwrap_or(&empty);
+    let annotations = payload
+        .target_artifact
+        .annotations
+        .as_ref()
+        .unwrap_or(&empty);
     for (key, value) in required {
         match annotations.get(key) {
             Some(v) if v == value => {}
@@ -628,15 +729,19 @@ fn all_valid_at(chain: &[Certificate], at: SystemTime, when: &str) -> Result<(),
     Ok(())
 }
 
-fn check_authentic_timestamp(
+async fn check_authentic_timestamp(
     envelope: &ParsedEnvelope,
     chain: &[Certificate],
     policy: &EffectivePolicy,
     now: SystemTime,
+    checker: Option<&RevocationChecker>,
+    timestamp_report: &mut Option<TimestampReport>,
 ) -> Judged {
     if envelope.signing_scheme == SigningScheme::X509SigningAuthority {
         let result = match envelope.authentic_signing_time {
-            Some(t) => all_valid_at(chain, t, "the authentic signing time").map(|_| CheckStatus::Passed),
+            Some(t) => {
+                all_valid_at(chain, t, "the authentic signing time").map(|_| CheckStatus::Passed)
+            }
             None => Err("the signature has no authentic signing time".into()),
         };
         return Judged::from(result);
@@ -649,40 +754,103 @@ fn check_authentic_timestamp(
             all_valid_at(chain, now, "the time of verification").map(|_| CheckStatus::Passed),
         );
     }
-    if envelope.timestamp_token.is_none() {
+    let Some(token) = &envelope.timestamp_token else {
         return Judged::from(Err(
             "no timestamp countersignature was found in the signature envelope".into(),
         ));
+    };
+    let (info, tsa_chain) = match crate::timestamp::verify_token_with_chain(
+        token,
+        &envelope.signature,
+        &policy.tsa_certificates,
+    ) {
+        Ok(v) => v,
+        Err(e) => return Judged::from(Err(format!("timestamp countersignature: {e}"))),
+    };
+    *timestamp_report = Some(TimestampReport::of(&info));
+    // Once a timestamp is relied on, its TSA chain must not be revoked (digest §5 step 6).
+    let Some(checker) = checker else {
+        return Judged {
+            result: Err("revocation status of the TSA certificate chain is unknown: no revocation checker is available".into()),
+            not_performed: true,
+            note: None,
+        };
+    };
+    let tsa_revocation = checker.check_chain(&tsa_chain, None).await;
+    if tsa_revocation.status != RevocationStatus::Good {
+        return Judged::from(Err(format!("TSA {tsa_revocation}")));
     }
-    // Without RFC 3161 token verification the timestamp proves nothing: judge the chain at
-    // the time of verification, which can only be stricter, and say so.
-    let result = all_valid_at(chain, now, "the time of verification").map(|_| CheckStatus::Passed);
-    Judged {
-        not_performed: result.is_ok(),
-        result,
-        note: Some(
-            "RFC 3161 timestamp verification is not supported by this version; the certificate chain was judged valid at the time of verification instead".into(),
-        ),
+    for cert in chain {
+        if let Err(e) = info.check_within_validity(cert) {
+            return Judged::from(Err(e.to_string()));
+        }
+    }
+    Judged::from(Ok(CheckStatus::Passed))
+}
+
+async fn check_revocation(
+    chain: &[Certificate],
+    authentic_signing_time: Option<SystemTime>,
+    checker: Option<&RevocationChecker>,
+) -> Judged {
+    let Some(checker) = checker else {
+        return Judged {
+            result: Err("revocation status is unknown: no revocation checker is available".into()),
+            not_performed: true,
+            note: None,
+        };
+    };
+    let outcome = checker.check_chain(chain, authentic_signing_time).await;
+    let notes = outcome.fallback_notes();
+    let note = (!notes.is_empty()).then(|| notes.join("; "));
+    match outcome.status {
+        RevocationStatus::Good => Judged {
+            result: Ok(CheckStatus::Passed),
+            not_performed: false,
+            note,
+        },
+        RevocationStatus::Revoked | RevocationStatus::Unknown => Judged {
+            result: Err(outcome.to_string()),
+            not_performed: false,
+            note,
+        },
     }
 }
 
-fn check_revocation(chain: &[Certificate]) -> Judged {
-    // Digest §8: a certificate with neither OCSP (AIA) nor CRL distribution points is treated
-    // as not revoked; the root is never checked.
-    let checkable = chain
-        .iter()
-        .take(chain.len().saturating_sub(1))
-        .filter(|c| crate::x509::has_revocation_info(c))
-        .count();
-    if checkable == 0 {
-        return Judged::from(Ok(CheckStatus::Passed));
-    }
-    // Unknown revocation status is a failure under the policy's enforcement (digest §8).
-    Judged {
-        result: Err(format!(
-            "revocation status is unknown: {checkable} certificate(s) in the chain publish OCSP or CRL locations, and this version does not check revocation"
-        )),
-        not_performed: true,
-        note: None,
-    }
+/// One artifact to verify: the text the user gave, its parsed reference and the policy that
+/// applies to it.
+pub struct VerifyTarget {
+    pub input: String,
+    pub reference: Reference,
+    pub policy: Arc<EffectivePolicy>,
+}
+
+/// Verify every target concurrently (at most `concurrency` at once); results in input order.
+pub async fn verify_all(
+    store: Arc<dyn ArtifactStore>,
+    targets: Vec<VerifyTarget>,
+    settings: &VerifySettings,
+    concurrency: usize,
+) -> Vec<ArtifactVerification> {
+    use futures::stream::{self, StreamExt};
+    let mut results: Vec<(usize, ArtifactVerification)> = stream::iter(targets.iter().enumerate())
+        .map(|(i, target)| {
+            let store = store.clone();
+            async move {
+                let result = verify_artifact(
+                    store.as_ref(),
+                    &target.input,
+                    &target.reference,
+                    &target.policy,
+                    settings,
+                )
+                .await;
+                (i, result)
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }

@@ -43,12 +43,18 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Verify the envelope with the independent Python implementation and check that it signs
+/// exactly the expected target descriptor.
 fn python_verify(envelope: &Path, media_type: &str, expected: &Value) {
+    let format = if media_type == "application/cose" {
+        "cose"
+    } else {
+        "jws"
+    };
     let out = Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/verify_envelope.py"))
+        .arg(format)
         .arg(envelope)
-        .arg(media_type)
-        .arg(expected.to_string())
         .output()
         .expect("python3");
     assert!(
@@ -58,6 +64,13 @@ fn python_verify(envelope: &Path, media_type: &str, expected: &Value) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("verifier summary JSON");
+    let payload: Value =
+        serde_json::from_str(summary["payload"].as_str().expect("payload text")).unwrap();
+    let target = &payload["targetArtifact"];
+    for field in ["mediaType", "digest", "size"] {
+        assert_eq!(target[field], expected[field], "payload {field}");
+    }
 }
 
 async fn get_json(registry: &Registry, path: &str, accept: &str) -> (u16, Value, Vec<u8>) {
@@ -561,7 +574,11 @@ async fn bad_inputs_fail_with_one_line_and_push_nothing() {
     });
     let locked_subject = push_test_image(&locked.client(), &locked.host, "bad/app", "v1").await;
     let locked_ref = format!("{}/bad/app@{}", locked.host, locked_subject.digest);
-    assert_fails(&sign(&good.key, &good.chain, &locked_ref), 1, "401");
+    assert_fails(
+        &sign(&good.key, &good.chain, &locked_ref),
+        1,
+        "refused our credentials",
+    );
 }
 
 fn make_named_test_key_rsa(dir: &Path) -> PathBuf {

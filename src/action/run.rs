@@ -7,9 +7,13 @@ use anyhow::{Context, Result};
 
 use super::{pem_or_path, read_inputs, Action, AnnotationProps, Commands, Inputs, Mode, Outputs};
 use crate::cli::{ManifestFormArg, SignatureFormatArg};
+use std::path::Path;
+
+use sign_action::policy::TrustPolicyDocument;
+
 use crate::run::{
-    execute_sign, one_line, settings_from, SignRequest, StoreConfig, EXIT_FAILED, EXIT_OK,
-    EXIT_USAGE,
+    execute_sign, execute_verify, load_policy, one_line, open_trust_store, settings_from,
+    verify_settings, SignRequest, StoreConfig, VerifyRequest, EXIT_FAILED, EXIT_OK, EXIT_USAGE,
 };
 
 /// Inputs whose values are secrets: masked before anything else is printed.
@@ -171,12 +175,164 @@ fn sign_request_from_inputs<W: Write>(
         registry_ca_pem,
     };
     let _ = env;
+    let timestamp = match (
+        inputs.get("timestamp-url"),
+        inputs.get("timestamp-root-cert"),
+    ) {
+        (Some(url), Some(root)) => Some((
+            url.to_string(),
+            pem_or_path(root).context("input `timestamp-root-cert`")?,
+        )),
+        (None, None) => None,
+        _ => {
+            anyhow::bail!("inputs `timestamp-url` and `timestamp-root-cert` must be given together")
+        }
+    };
     Ok(SignRequest {
+        timestamp,
         references,
         key_pem,
         key_password: inputs.get("key-password").map(String::from),
         chain_pem,
         settings,
         store,
+    })
+}
+
+/// Inputs of the verification action whose values are secrets.
+const VERIFY_SECRET_INPUTS: &[&str] = &["registry-password", "github-token"];
+
+/// Run the verification action with the process environment.
+pub async fn verify_action() -> i32 {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let commands = Commands::standard(Mode::Action);
+    let outputs = Outputs::from_env(env.iter().cloned());
+    let mut action = Action::new(commands, outputs);
+    verify_action_with(&env, &mut action).await
+}
+
+pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut Action<W>) -> i32 {
+    let inputs = read_inputs(env.iter().cloned());
+    for name in VERIFY_SECRET_INPUTS {
+        if let Some(value) = inputs.get(name) {
+            let _ = action.commands.register_secret(value);
+        }
+    }
+    let request = match verify_request_from_inputs(&inputs) {
+        Ok(r) => r,
+        Err(e) => {
+            let message = action.commands.redact(&one_line(&e));
+            let _ = action.commands.error(&message, &AnnotationProps::default());
+            return EXIT_USAGE;
+        }
+    };
+    let count = request.references.len();
+    let _ = action.commands.group(&format!(
+        "Verifying {count} artifact{}",
+        if count == 1 { "" } else { "s" }
+    ));
+    let results = match execute_verify(request).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = action.commands.end_group();
+            let message = action.commands.redact(&one_line(&e));
+            let _ = action.commands.error(&message, &AnnotationProps::default());
+            return EXIT_USAGE;
+        }
+    };
+    let mut results = results;
+    for r in &mut results {
+        if let Some(e) = &r.error {
+            r.error = Some(action.commands.redact(e));
+        }
+    }
+    for r in &results {
+        if r.verified {
+            let _ = action.commands.info(&format!(
+                "verified {} ({})",
+                r.reference,
+                r.digest.as_deref().unwrap_or("?")
+            ));
+        }
+        for w in &r.warnings {
+            let message = action.commands.redact(&format!("{}: {w}", r.reference));
+            let _ = action
+                .commands
+                .warning(&message, &AnnotationProps::default());
+        }
+    }
+    let _ = action.commands.end_group();
+    for r in results.iter().filter(|r| !r.verified) {
+        let _ = action.commands.error(
+            &format!(
+                "{}: {}",
+                r.reference,
+                r.error.as_deref().unwrap_or("verification failed")
+            ),
+            &AnnotationProps::default(),
+        );
+    }
+    let verified = results.iter().all(|r| r.verified);
+    let mut code = if verified { EXIT_OK } else { EXIT_FAILED };
+    let json = serde_json::to_string(&results).expect("results serialise");
+    for (name, value) in [
+        ("verified", if verified { "true" } else { "false" }),
+        ("results", json.as_str()),
+    ] {
+        if let Err(e) = action.set_output(name, value) {
+            let _ = action.commands.error(
+                &format!("cannot write outputs: {e}"),
+                &AnnotationProps::default(),
+            );
+            code = EXIT_FAILED;
+        }
+    }
+    if let Err(e) = action.append_summary(&super::summary::render_verify_summary(&results)) {
+        let _ = action.commands.warning(
+            &format!("cannot write the step summary: {e}"),
+            &AnnotationProps::default(),
+        );
+    }
+    code
+}
+
+fn verify_request_from_inputs(inputs: &Inputs) -> Result<VerifyRequest> {
+    let references = inputs.get_multiline("images");
+    if references.is_empty() {
+        anyhow::bail!("input `images` is required: one artifact reference per line");
+    }
+    let policy = match inputs.get("trust-policy") {
+        Some(v) if v.trim_start().starts_with('{') => {
+            TrustPolicyDocument::parse_str(v).context("input `trust-policy` (inline JSON)")?
+        }
+        Some(path) => load_policy(Some(Path::new(path)))?,
+        None => load_policy(None)?,
+    };
+    let trust_store = open_trust_store(inputs.get("trust-store").map(Path::new))?;
+    let max_signatures = match inputs.get("max-signatures") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("input `max-signatures` must be a whole number"))?,
+        None => 100,
+    };
+    let settings = verify_settings(max_signatures, &inputs.get_multiline("user-metadata"))?;
+    let registry_ca_pem = match inputs.get("registry-ca") {
+        Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
+        None => Vec::new(),
+    };
+    Ok(VerifyRequest {
+        references,
+        policy,
+        trust_store,
+        scope: inputs.get("scope").map(String::from),
+        settings,
+        store: StoreConfig {
+            oci_layout: inputs.get_bool("oci-layout")?.unwrap_or(false),
+            username: inputs.get("registry-username").map(String::from),
+            password: inputs.get("registry-password").map(String::from),
+            github_token: inputs.get("github-token").map(String::from),
+            insecure_registries: inputs.get_multiline("insecure-registries"),
+            registry_ca_pem,
+        },
     })
 }

@@ -8,7 +8,9 @@
 use std::fmt::Write as _;
 
 use sign_action::oci::Storage;
+use sign_action::policy::level::Check;
 use sign_action::sign::SignReport;
+use sign_action::verify::{ArtifactVerification, CheckStatus, Enforcement};
 
 /// Characters that can start Markdown or HTML constructs inline. Escaping them with `\` is valid
 /// CommonMark for any ASCII punctuation and renders the character itself.
@@ -203,6 +205,81 @@ pub fn render_sign_summary(report: &SignReport) -> String {
             .map(|f| vec![Cell::Code(f.reference.clone()), Cell::Text(f.error.clone())])
             .collect();
         out.push_str(&render_table(&["Artifact", "Reason"], &rows));
+    }
+    out
+}
+
+/// The job summary of a verification run: one row per artifact with a ✓/✗/⚠ column per
+/// check (✓ passed, ✗ failed where enforced, ⚠ failed but logged or not performed, – skipped),
+/// then the reasons of every failure.
+pub fn render_verify_summary(results: &[ArtifactVerification]) -> String {
+    let ok = results.iter().filter(|r| r.verified).count();
+    let mut out = String::from("### Notary Project verification\n\n");
+    let _ = writeln!(
+        out,
+        "{ok} of {} verified.",
+        plural(results.len(), "artifact", "artifacts")
+    );
+    out.push('\n');
+    let checks = Check::ALL;
+    let mut headers = vec!["Artifact", "Digest", "Result", "Signer"];
+    headers.extend(checks.iter().map(|c| c.as_str()));
+    let rows: Vec<Vec<Cell>> = results
+        .iter()
+        .map(|r| {
+            let sig = r.signature.as_ref().or(r.failed_signatures.first());
+            let mut row = vec![
+                Cell::Code(r.reference.clone()),
+                Cell::Code(r.digest.as_deref().map(short_digest).unwrap_or_default()),
+                Cell::Text(
+                    if r.verified {
+                        "✓ verified"
+                    } else {
+                        "✗ failed"
+                    }
+                    .to_string(),
+                ),
+                Cell::Text(
+                    sig.and_then(|s| s.signer_subject.clone())
+                        .unwrap_or_default(),
+                ),
+            ];
+            for check in checks {
+                let mark = sig
+                    .and_then(|s| s.checks.iter().find(|c| c.check == check.as_str()))
+                    .map(|c| match (c.status, c.enforcement) {
+                        (CheckStatus::Passed, _) => "✓",
+                        (CheckStatus::Skipped, _) | (_, Enforcement::Skipped) => "–",
+                        (CheckStatus::Failed, Enforcement::Enforced) => "✗",
+                        (CheckStatus::NotPerformed, Enforcement::Enforced) => "✗",
+                        _ => "⚠",
+                    })
+                    .unwrap_or(if r.verified { "–" } else { "" });
+                row.push(Cell::Text(mark.to_string()));
+            }
+            row
+        })
+        .collect();
+    out.push_str(&render_table(&headers, &rows));
+    let problems: Vec<Vec<Cell>> = results
+        .iter()
+        .flat_map(|r| {
+            let mut lines = Vec::new();
+            if let Some(e) = &r.error {
+                lines.push(vec![Cell::Code(r.reference.clone()), Cell::Text(e.clone())]);
+            }
+            for w in &r.warnings {
+                lines.push(vec![
+                    Cell::Code(r.reference.clone()),
+                    Cell::Text(format!("warning: {w}")),
+                ]);
+            }
+            lines
+        })
+        .collect();
+    if !problems.is_empty() {
+        out.push_str("\n#### Details\n\n");
+        out.push_str(&render_table(&["Artifact", "Reason"], &problems));
     }
     out
 }

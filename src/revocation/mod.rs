@@ -549,7 +549,7 @@ fn revoked_detail(at: SystemTime, reason: Option<x509_cert::ext::pkix::CrlReason
 /// Subject for messages. `Certificate::subject()` (notation's format) is still a stub on this
 /// branch, so `x509-cert`'s own rendering is used until `x509::dn` lands.
 fn subject_of(cert: &Certificate) -> String {
-    cert.parsed().tbs_certificate.subject.to_string()
+    cert.subject()
 }
 
 /// Each certificate must name the next as issuer and carry its valid signature; otherwise
