@@ -5,7 +5,8 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 
-use super::{pem_or_path, read_inputs, Action, AnnotationProps, Commands, Inputs, Mode, Outputs};
+use super::spec::{DeclaredInputs, SIGN_INPUTS, VERIFY_INPUTS};
+use super::{pem_or_path, Action, AnnotationProps, Commands, Mode, Outputs};
 use crate::cli::{ManifestFormArg, SignatureFormatArg};
 use std::path::Path;
 
@@ -29,7 +30,7 @@ pub async fn sign_action() -> i32 {
 }
 
 pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut Action<W>) -> i32 {
-    let inputs = read_inputs(env.iter().cloned());
+    let inputs = DeclaredInputs::from_env(env.iter().cloned(), SIGN_INPUTS);
     // Masks go out before any other line, so nothing printed later can leak a secret.
     for name in SECRET_INPUTS {
         if let Some(value) = inputs.get(name) {
@@ -127,8 +128,8 @@ pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut A
     code
 }
 
-fn sign_request_from_inputs<W: Write>(
-    inputs: &Inputs,
+pub(super) fn sign_request_from_inputs<W: Write>(
+    inputs: &DeclaredInputs,
     env: &[(String, String)],
     commands: &mut Commands<W>,
 ) -> Result<SignRequest> {
@@ -143,12 +144,12 @@ fn sign_request_from_inputs<W: Write>(
     }
     let chain_pem =
         pem_or_path(inputs.require("certificate-chain")?).context("input `certificate-chain`")?;
-    let format = match inputs.get("signature-format").unwrap_or("jws") {
+    let format = match inputs.require("signature-format")? {
         "jws" => SignatureFormatArg::Jws,
         "cose" => SignatureFormatArg::Cose,
         other => anyhow::bail!("input `signature-format` must be jws or cose, not {other:?}"),
     };
-    let form = match inputs.get("manifest-form").unwrap_or("legacy") {
+    let form = match inputs.require("manifest-form")? {
         "legacy" => ManifestFormArg::Legacy,
         "artifact-type" => ManifestFormArg::ArtifactType,
         other => {
@@ -167,7 +168,7 @@ fn sign_request_from_inputs<W: Write>(
         None => Vec::new(),
     };
     let store = StoreConfig {
-        oci_layout: inputs.get_bool("oci-layout")?.unwrap_or(false),
+        oci_layout: inputs.get_bool("oci-layout")?.unwrap_or_default(),
         username: inputs.get("registry-username").map(String::from),
         password: inputs.get("registry-password").map(String::from),
         github_token: inputs.get("github-token").map(String::from),
@@ -212,7 +213,7 @@ pub async fn verify_action() -> i32 {
 }
 
 pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut Action<W>) -> i32 {
-    let inputs = read_inputs(env.iter().cloned());
+    let inputs = DeclaredInputs::from_env(env.iter().cloned(), VERIFY_INPUTS);
     for name in VERIFY_SECRET_INPUTS {
         if let Some(value) = inputs.get(name) {
             let _ = action.commands.register_secret(value);
@@ -296,7 +297,7 @@ pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut
     code
 }
 
-fn verify_request_from_inputs(inputs: &Inputs) -> Result<VerifyRequest> {
+pub(super) fn verify_request_from_inputs(inputs: &DeclaredInputs) -> Result<VerifyRequest> {
     let references = inputs.get_multiline("images");
     if references.is_empty() {
         anyhow::bail!("input `images` is required: one artifact reference per line");
@@ -309,12 +310,10 @@ fn verify_request_from_inputs(inputs: &Inputs) -> Result<VerifyRequest> {
         None => load_policy(None)?,
     };
     let trust_store = open_trust_store(inputs.get("trust-store").map(Path::new))?;
-    let max_signatures = match inputs.get("max-signatures") {
-        Some(v) => v
-            .parse()
-            .map_err(|_| anyhow::anyhow!("input `max-signatures` must be a whole number"))?,
-        None => 100,
-    };
+    let max_signatures = inputs
+        .require("max-signatures")?
+        .parse()
+        .map_err(|_| anyhow::anyhow!("input `max-signatures` must be a whole number"))?;
     let settings = verify_settings(max_signatures, &inputs.get_multiline("user-metadata"))?;
     let registry_ca_pem = match inputs.get("registry-ca") {
         Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
@@ -327,7 +326,7 @@ fn verify_request_from_inputs(inputs: &Inputs) -> Result<VerifyRequest> {
         scope: inputs.get("scope").map(String::from),
         settings,
         store: StoreConfig {
-            oci_layout: inputs.get_bool("oci-layout")?.unwrap_or(false),
+            oci_layout: inputs.get_bool("oci-layout")?.unwrap_or_default(),
             username: inputs.get("registry-username").map(String::from),
             password: inputs.get("registry-password").map(String::from),
             github_token: inputs.get("github-token").map(String::from),
