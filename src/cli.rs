@@ -108,19 +108,33 @@ pub struct StoreArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[group(id = "key_source", required = true, multiple = false, args = ["key", "pkcs11_module"])]
 pub struct SignArgs {
     /// Artifacts to sign: `registry/repo@sha256:…` (or `:tag`, resolved with a warning).
     #[arg(required = true, value_name = "REFERENCE")]
     pub references: Vec<String>,
     /// PEM private key (PKCS#8, encrypted PKCS#8, SEC1 EC or PKCS#1 RSA).
-    #[arg(long, short = 'k', value_name = "FILE")]
-    pub key: PathBuf,
+    #[arg(long, short = 'k', value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Password of an encrypted PKCS#8 key.
     #[arg(long, env = "SIGN_ACTION_KEY_PASSWORD", hide_env_values = true)]
     pub key_password: Option<String>,
     /// PEM certificate chain: leaf first, root last (a single self-signed certificate is fine).
+    /// Required with --key; with --pkcs11-module the chain is read from the token when absent.
     #[arg(long, short = 'c', value_name = "FILE")]
-    pub cert: PathBuf,
+    pub cert: Option<PathBuf>,
+    /// PKCS#11 module (shared library) holding the signing key, e.g. /usr/lib/softhsm/libsofthsm2.so.
+    #[arg(long, value_name = "PATH", requires = "pkcs11_key")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// Token to use: `slot:N`, `label:NAME` or a plain label (default: the only token present).
+    #[arg(long, value_name = "TOKEN", requires = "pkcs11_module")]
+    pub pkcs11_token: Option<String>,
+    /// Private key on the token: `id:HEX`, `label:NAME` or a plain label.
+    #[arg(long, value_name = "KEY", requires = "pkcs11_module")]
+    pub pkcs11_key: Option<String>,
+    /// User PIN of the token (prefer the environment variable to the command line).
+    #[arg(long, env = "SIGN_ACTION_PKCS11_PIN", hide_env_values = true)]
+    pub pkcs11_pin: Option<String>,
     /// Envelope format.
     #[arg(long, value_enum, default_value_t = SignatureFormatArg::Jws)]
     pub signature_format: SignatureFormatArg,

@@ -1,7 +1,9 @@
 //! Turns parsed arguments into library calls and results into output and exit codes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use zeroize::Zeroizing;
 
 use anyhow::{Context, Result};
 
@@ -10,6 +12,7 @@ use sign_action::envelope::EnvelopeFormat;
 use sign_action::oci::registry::{Credential, RegistryOptions};
 use sign_action::oci::{ArtifactStore, ManifestForm, Reference};
 use sign_action::sign::{self, SignReport, SignSettings, SignTarget};
+use sign_action::signers::{KeySelector, Pkcs11Config, Pkcs11Signer, TokenSelector};
 
 use std::collections::HashMap;
 
@@ -116,21 +119,58 @@ impl StoreConfig {
 /// Everything a signing run needs, built from CLI arguments or action inputs.
 pub struct SignRequest {
     pub references: Vec<String>,
-    pub key_pem: Vec<u8>,
-    pub key_password: Option<String>,
-    pub chain_pem: Vec<u8>,
+    pub key: KeySource,
+    /// PEM chain, leaf first. Required for a local key; a token may hold the chain instead.
+    pub chain_pem: Option<Vec<u8>>,
     pub settings: SignSettings,
     pub store: StoreConfig,
     /// TSA URL and the PEM roots its chain must lead to.
     pub timestamp: Option<(String, Vec<u8>)>,
 }
 
+/// Where the private key is.
+pub enum KeySource {
+    /// A PEM key read into memory.
+    Local {
+        key_pem: Vec<u8>,
+        password: Option<String>,
+    },
+    /// A key in a PKCS#11 token.
+    Pkcs11 {
+        module: PathBuf,
+        token: Option<String>,
+        key: String,
+        pin: Option<Zeroizing<String>>,
+    },
+}
+
 impl SignRequest {
     pub fn from_args(args: &SignArgs) -> Result<SignRequest> {
-        let key_pem = std::fs::read(&args.key)
-            .with_context(|| format!("cannot read the key file {}", args.key.display()))?;
-        let chain_pem = std::fs::read(&args.cert)
-            .with_context(|| format!("cannot read the certificate file {}", args.cert.display()))?;
+        let key = match (&args.key, &args.pkcs11_module) {
+            (Some(path), None) => KeySource::Local {
+                key_pem: std::fs::read(path)
+                    .with_context(|| format!("cannot read the key file {}", path.display()))?,
+                password: args.key_password.clone(),
+            },
+            (None, Some(module)) => KeySource::Pkcs11 {
+                module: module.clone(),
+                token: args.pkcs11_token.clone(),
+                key: args
+                    .pkcs11_key
+                    .clone()
+                    .context("--pkcs11-key is required with --pkcs11-module")?,
+                pin: args.pkcs11_pin.clone().map(Zeroizing::new),
+            },
+            _ => anyhow::bail!("give exactly one of --key or --pkcs11-module"),
+        };
+        let chain_pem = args
+            .cert
+            .as_ref()
+            .map(|cert| {
+                std::fs::read(cert)
+                    .with_context(|| format!("cannot read the certificate file {}", cert.display()))
+            })
+            .transpose()?;
         let settings = settings_from(
             args.signature_format,
             args.expiry.as_deref(),
@@ -140,8 +180,7 @@ impl SignRequest {
         )?;
         Ok(SignRequest {
             references: args.references.clone(),
-            key_pem,
-            key_password: args.key_password.clone(),
+            key,
             chain_pem,
             settings,
             store: StoreConfig::from_args(&args.store)?,
@@ -207,12 +246,17 @@ pub async fn execute_sign(
     request: SignRequest,
     on_warning: &(dyn Fn(&str) + Sync),
 ) -> Result<SignReport> {
-    let chain = sign_action::x509::parse_certificates(&request.chain_pem, "the certificate chain")
-        .context("invalid certificate chain")?;
-    let chain_der: Vec<Vec<u8>> = chain.iter().map(|c| c.der().to_vec()).collect();
-    let signer =
-        LocalSigner::from_pem(&request.key_pem, request.key_password.as_deref(), chain_der)?;
-    let signer: Arc<dyn Signer> = Arc::new(signer);
+    let chain_der = match &request.chain_pem {
+        Some(pem) => Some(
+            sign_action::x509::parse_certificates(pem, "the certificate chain")
+                .context("invalid certificate chain")?
+                .iter()
+                .map(|c| c.der().to_vec())
+                .collect::<Vec<_>>(),
+        ),
+        None => None,
+    };
+    let signer = open_signer(request.key, chain_der).await?;
     sign::preflight(signer.as_ref(), &request.settings)?;
     let timestamper = match &request.timestamp {
         Some((url, roots_pem)) => {
@@ -235,6 +279,38 @@ pub async fn execute_sign(
         on_warning,
     )
     .await)
+}
+
+/// Build the signer for the chosen key source.
+async fn open_signer(key: KeySource, chain_der: Option<Vec<Vec<u8>>>) -> Result<Arc<dyn Signer>> {
+    match key {
+        KeySource::Local { key_pem, password } => {
+            let chain_der = chain_der.context(
+                "a certificate chain is required with a local key (--cert / input `certificate-chain`)",
+            )?;
+            let signer = LocalSigner::from_pem(&key_pem, password.as_deref(), chain_der)?;
+            Ok(Arc::new(signer))
+        }
+        KeySource::Pkcs11 {
+            module,
+            token,
+            key,
+            pin,
+        } => {
+            let config = Pkcs11Config {
+                token: token.as_deref().map(TokenSelector::parse).transpose()?,
+                key: KeySelector::parse(&key)?,
+                pin: pin.unwrap_or_default(),
+                chain: chain_der,
+                module,
+            };
+            // Loading the module and logging in block; keep them off the async workers.
+            let signer = tokio::task::spawn_blocking(move || Pkcs11Signer::open(config))
+                .await
+                .context("the PKCS#11 task failed")??;
+            Ok(Arc::new(signer))
+        }
+    }
 }
 
 /// Open the store the references live in and parse them.

@@ -13,11 +13,18 @@ use sign_action::policy::TrustPolicyDocument;
 
 use crate::run::{
     execute_sign, execute_verify, load_policy, one_line, open_trust_store, settings_from,
-    verify_settings, SignRequest, StoreConfig, VerifyRequest, EXIT_FAILED, EXIT_OK, EXIT_USAGE,
+    verify_settings, KeySource, SignRequest, StoreConfig, VerifyRequest, EXIT_FAILED, EXIT_OK,
+    EXIT_USAGE,
 };
 
 /// Inputs whose values are secrets: masked before anything else is printed.
-const SECRET_INPUTS: &[&str] = &["key", "key-password", "registry-password", "github-token"];
+const SECRET_INPUTS: &[&str] = &[
+    "key",
+    "key-password",
+    "pkcs11-pin",
+    "registry-password",
+    "github-token",
+];
 
 /// Run the signing action with the process environment.
 pub async fn sign_action() -> i32 {
@@ -136,13 +143,43 @@ fn sign_request_from_inputs<W: Write>(
     if references.is_empty() {
         anyhow::bail!("input `images` is required: one artifact reference per line");
     }
-    let key_pem = pem_or_path(inputs.require("key")?).context("input `key`")?;
-    // The key may have come from a file: mask its content too.
-    if let Ok(text) = std::str::from_utf8(&key_pem) {
-        let _ = commands.register_secret(text);
-    }
-    let chain_pem =
-        pem_or_path(inputs.require("certificate-chain")?).context("input `certificate-chain`")?;
+    let key = match (inputs.get("key"), inputs.get("pkcs11-module")) {
+        (Some(key), None) => {
+            let key_pem = pem_or_path(key).context("input `key`")?;
+            // The key may have come from a file: mask its content too.
+            if let Ok(text) = std::str::from_utf8(&key_pem) {
+                let _ = commands.register_secret(text);
+            }
+            KeySource::Local {
+                key_pem,
+                password: inputs.get("key-password").map(String::from),
+            }
+        }
+        (None, Some(module)) => KeySource::Pkcs11 {
+            module: module.into(),
+            token: inputs.get("pkcs11-token").map(String::from),
+            key: inputs
+                .get("pkcs11-key")
+                .context("input `pkcs11-key` is required with `pkcs11-module`")?
+                .to_string(),
+            pin: inputs
+                .get("pkcs11-pin")
+                .map(|p| zeroize::Zeroizing::new(p.to_string())),
+        },
+        (Some(_), Some(_)) => {
+            anyhow::bail!("inputs `key` and `pkcs11-module` are exclusive: give one key source")
+        }
+        (None, None) => anyhow::bail!(
+            "a signing key is required: input `key` (PEM or file) or `pkcs11-module` with `pkcs11-key`"
+        ),
+    };
+    let chain_pem = match inputs.get("certificate-chain") {
+        Some(v) => Some(pem_or_path(v).context("input `certificate-chain`")?),
+        None if matches!(key, KeySource::Local { .. }) => {
+            anyhow::bail!("input `certificate-chain` is required with input `key`")
+        }
+        None => None,
+    };
     let format = match inputs.get("signature-format").unwrap_or("jws") {
         "jws" => SignatureFormatArg::Jws,
         "cose" => SignatureFormatArg::Cose,
@@ -191,8 +228,7 @@ fn sign_request_from_inputs<W: Write>(
     Ok(SignRequest {
         timestamp,
         references,
-        key_pem,
-        key_password: inputs.get("key-password").map(String::from),
+        key,
         chain_pem,
         settings,
         store,
