@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sign artifacts and push the signatures as OCI referrers.
-    Sign(SignArgs),
+    Sign(Box<SignArgs>),
     /// Verify artifacts against a notation trust policy and trust store.
     Verify(VerifyArgs),
     /// List the signatures of an artifact.
@@ -108,7 +108,7 @@ pub struct StoreArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[group(id = "key_source", required = true, multiple = false, args = ["key", "pkcs11_module"])]
+#[group(id = "key_source", required = true, multiple = false, args = ["key", "pkcs11_module", "plugin"])]
 pub struct SignArgs {
     /// Artifacts to sign: `registry/repo@sha256:…` (or `:tag`, resolved with a warning).
     #[arg(required = true, value_name = "REFERENCE")]
@@ -135,6 +135,19 @@ pub struct SignArgs {
     /// User PIN of the token (prefer the environment variable to the command line).
     #[arg(long, env = "SIGN_ACTION_PKCS11_PIN", hide_env_values = true)]
     pub pkcs11_pin: Option<String>,
+    /// Sign with an installed notation plugin (SIGNATURE_GENERATOR.RAW), found at
+    /// `{notation config}/plugins/NAME/notation-NAME` unless --plugin-path is given.
+    #[arg(long, value_name = "NAME", requires = "plugin_key_id")]
+    pub plugin: Option<String>,
+    /// The key id passed to the plugin.
+    #[arg(long, alias = "id", value_name = "KEY_ID", requires = "plugin")]
+    pub plugin_key_id: Option<String>,
+    /// Plugin configuration KEY=VALUE (repeatable), passed as `pluginConfig`.
+    #[arg(long, value_name = "KEY=VALUE", requires = "plugin")]
+    pub plugin_config: Vec<String>,
+    /// The plugin executable, instead of notation's plugin directory.
+    #[arg(long, value_name = "PATH", requires = "plugin")]
+    pub plugin_path: Option<PathBuf>,
     /// Envelope format.
     #[arg(long, value_enum, default_value_t = SignatureFormatArg::Jws)]
     pub signature_format: SignatureFormatArg,

@@ -12,9 +12,11 @@ use sign_action::envelope::EnvelopeFormat;
 use sign_action::oci::registry::{Credential, RegistryOptions};
 use sign_action::oci::{ArtifactStore, ManifestForm, Reference};
 use sign_action::sign::{self, SignReport, SignSettings, SignTarget};
-use sign_action::signers::{KeySelector, Pkcs11Config, Pkcs11Signer, TokenSelector};
+use sign_action::signers::{
+    KeySelector, Pkcs11Config, Pkcs11Signer, Plugin, PluginSigner, TokenSelector,
+};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sign_action::inspect::InspectReport;
 use sign_action::policy::store::{default_config_dir, TrustStore};
@@ -36,7 +38,7 @@ pub const EXIT_USAGE: i32 = 2;
 
 pub async fn run(cli: Cli) -> i32 {
     let outcome = match cli.command {
-        Command::Sign(args) => run_sign(args).await,
+        Command::Sign(args) => run_sign(*args).await,
         Command::Cert(CertCommand::GenerateTest { name, dir }) => generate_test(&name, &dir),
         Command::Action {
             kind: ActionKind::Sign,
@@ -142,11 +144,41 @@ pub enum KeySource {
         key: String,
         pin: Option<Zeroizing<String>>,
     },
+    /// A notation plugin with the RAW generator capability.
+    Plugin {
+        name: String,
+        /// The executable; `None` looks in notation's plugin directory.
+        path: Option<PathBuf>,
+        key_id: String,
+        config: BTreeMap<String, String>,
+    },
+}
+
+/// `KEY=VALUE` pairs into a plugin configuration map.
+pub fn parse_plugin_config(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut config = BTreeMap::new();
+    for pair in pairs {
+        let (k, v) = pair
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .with_context(|| format!("plugin configuration {pair:?} is not KEY=VALUE"))?;
+        config.insert(k.to_string(), v.to_string());
+    }
+    Ok(config)
 }
 
 impl SignRequest {
     pub fn from_args(args: &SignArgs) -> Result<SignRequest> {
         let key = match (&args.key, &args.pkcs11_module) {
+            (None, None) if args.plugin.is_some() => KeySource::Plugin {
+                name: args.plugin.clone().unwrap_or_default(),
+                path: args.plugin_path.clone(),
+                key_id: args
+                    .plugin_key_id
+                    .clone()
+                    .context("--plugin-key-id is required with --plugin")?,
+                config: parse_plugin_config(&args.plugin_config)?,
+            },
             (Some(path), None) => KeySource::Local {
                 key_pem: std::fs::read(path)
                     .with_context(|| format!("cannot read the key file {}", path.display()))?,
@@ -161,7 +193,7 @@ impl SignRequest {
                     .context("--pkcs11-key is required with --pkcs11-module")?,
                 pin: args.pkcs11_pin.clone().map(Zeroizing::new),
             },
-            _ => anyhow::bail!("give exactly one of --key or --pkcs11-module"),
+            _ => anyhow::bail!("give exactly one of --key, --pkcs11-module or --plugin"),
         };
         let chain_pem = args
             .cert
@@ -309,6 +341,28 @@ async fn open_signer(key: KeySource, chain_der: Option<Vec<Vec<u8>>>) -> Result<
                 .await
                 .context("the PKCS#11 task failed")??;
             Ok(Arc::new(signer))
+        }
+        KeySource::Plugin {
+            name,
+            path,
+            key_id,
+            config,
+        } => {
+            if chain_der.is_some() {
+                anyhow::bail!(
+                    "a certificate chain cannot be given with a plugin: the plugin returns it"
+                );
+            }
+            let plugin = match path {
+                Some(path) => Plugin::at(&name, &path)?,
+                None => {
+                    let dir = default_config_dir().context(
+                        "cannot find notation's configuration directory; give --plugin-path",
+                    )?;
+                    Plugin::installed(&dir, &name)?
+                }
+            };
+            Ok(Arc::new(PluginSigner::open(plugin, &key_id, config).await?))
         }
     }
 }

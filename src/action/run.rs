@@ -12,9 +12,9 @@ use std::path::Path;
 use sign_action::policy::TrustPolicyDocument;
 
 use crate::run::{
-    execute_sign, execute_verify, load_policy, one_line, open_trust_store, settings_from,
-    verify_settings, KeySource, SignRequest, StoreConfig, VerifyRequest, EXIT_FAILED, EXIT_OK,
-    EXIT_USAGE,
+    execute_sign, execute_verify, load_policy, one_line, open_trust_store, parse_plugin_config,
+    settings_from, verify_settings, KeySource, SignRequest, StoreConfig, VerifyRequest,
+    EXIT_FAILED, EXIT_OK, EXIT_USAGE,
 };
 
 /// Inputs whose values are secrets: masked before anything else is printed.
@@ -144,6 +144,19 @@ fn sign_request_from_inputs<W: Write>(
         anyhow::bail!("input `images` is required: one artifact reference per line");
     }
     let key = match (inputs.get("key"), inputs.get("pkcs11-module")) {
+        (None, None) if inputs.get("plugin").is_some() => KeySource::Plugin {
+            name: inputs.get("plugin").unwrap_or_default().to_string(),
+            path: None,
+            key_id: inputs
+                .get("plugin-key-id")
+                .context("input `plugin-key-id` is required with `plugin`")?
+                .to_string(),
+            config: parse_plugin_config(&inputs.get_multiline("plugin-config"))
+                .context("input `plugin-config`")?,
+        },
+        (Some(_), _) | (_, Some(_)) if inputs.get("plugin").is_some() => {
+            anyhow::bail!("input `plugin` cannot be combined with `key` or `pkcs11-module`")
+        }
         (Some(key), None) => {
             let key_pem = pem_or_path(key).context("input `key`")?;
             // The key may have come from a file: mask its content too.
@@ -170,7 +183,7 @@ fn sign_request_from_inputs<W: Write>(
             anyhow::bail!("inputs `key` and `pkcs11-module` are exclusive: give one key source")
         }
         (None, None) => anyhow::bail!(
-            "a signing key is required: input `key` (PEM or file) or `pkcs11-module` with `pkcs11-key`"
+            "a signing key is required: input `key` (PEM or file), `pkcs11-module` with `pkcs11-key`, or `plugin` with `plugin-key-id`"
         ),
     };
     let chain_pem = match inputs.get("certificate-chain") {
