@@ -36,7 +36,7 @@ fn plugin_main(name: &str) -> ! {
     let key_id = request["keyId"].as_str().unwrap_or_default();
     let response = match command.as_str() {
         "get-plugin-metadata" => {
-            let capabilities = if mode == "envelope-only" {
+            let capabilities = if mode.starts_with("envelope") {
                 vec!["SIGNATURE_GENERATOR.ENVELOPE"]
             } else {
                 vec!["SIGNATURE_GENERATOR.RAW"]
@@ -132,10 +132,67 @@ fn plugin_main(name: &str) -> ! {
                 "certificateChain": chain,
             })
         }
+        "generate-envelope" => generate_envelope(&request, mode),
         _ => fail("VALIDATION_ERROR", "unknown command"),
     };
     print!("{response}");
     std::process::exit(0)
+}
+
+/// The plugin builds the whole envelope with our own encoder and its local key; modes make
+/// it retarget the payload, drop an annotation or answer with another envelope type.
+fn generate_envelope(request: &Value, mode: &str) -> Value {
+    let signer = load_signer(&request["pluginConfig"]);
+    let mut payload = B64
+        .decode(request["payload"].as_str().unwrap_or_default())
+        .expect("payload base64");
+    if request["payloadType"] != "application/vnd.cncf.notary.payload.v1+json" {
+        eprint!(r#"{{"errorCode":"VALIDATION_ERROR","errorMessage":"payloadType"}}"#);
+        std::process::exit(1);
+    }
+    let mut json: Value = serde_json::from_slice(&payload).expect("payload json");
+    match mode {
+        "envelope-retarget" => {
+            json["targetArtifact"]["digest"] = json!(format!("sha256:{}", "0".repeat(64)));
+        }
+        "envelope-drop-annotation" => {
+            json["targetArtifact"]["annotations"] = json!({});
+        }
+        _ => {}
+    }
+    if mode != "envelope" {
+        payload = serde_json::to_vec(&json).expect("json");
+    }
+    let media_type = request["signatureEnvelopeType"]
+        .as_str()
+        .unwrap_or_default();
+    let format = sign_action::envelope::EnvelopeFormat::from_media_type(media_type)
+        .expect("known envelope type");
+    let now = std::time::SystemTime::now();
+    let now = sign_action::sign::truncate_to_seconds(now);
+    let options = sign_action::envelope::SignOptions {
+        payload,
+        signing_time: now,
+        expiry: request["expiryDurationInSeconds"]
+            .as_u64()
+            .map(|s| now + Duration::from_secs(s)),
+        signing_agent: "test-plugin/1.0".into(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let envelope = runtime
+        .block_on(sign_action::envelope::sign(format, &options, &signer, None))
+        .expect("envelope");
+    json!({
+        "signatureEnvelope": B64.encode(envelope),
+        "signatureEnvelopeType": if mode == "envelope-wrong-type" {
+            "application/x-other"
+        } else {
+            media_type
+        },
+        "annotations": {"com.example.plugin/signed-by": "test-plugin"},
+    })
 }
 
 fn load_signer(config: &Value) -> LocalSigner {
@@ -221,7 +278,7 @@ fn bin() -> Command {
 
 /// End to end through the binary: the plugin found in notation's plugin directory signs in
 /// both formats; our verifier and the Python implementation accept the signatures.
-fn signs_through_the_binary(spec: KeySpec, alg: &str) {
+fn signs_through_the_binary(spec: KeySpec, alg: &str, mode: &str) -> Vec<Value> {
     let s = setup("com.example.test", spec);
     let layout = s.dir.path().join("layout");
     copy_dir(
@@ -229,14 +286,16 @@ fn signs_through_the_binary(spec: KeySpec, alg: &str) {
         &layout,
     );
     let reference = format!("{}:v1", layout.display());
+    let mut manifests = Vec::new();
     for format in ["jws", "cose"] {
         let mut cmd = bin();
         cmd.env("XDG_CONFIG_HOME", s.dir.path())
             .env("HOME", s.dir.path())
             .args(["sign", "--oci-layout", &reference, "-o", "json"])
             .args(["--signature-format", format])
-            .args(["--plugin", "com.example.test", "--id", "key-1"]);
-        for (k, v) in s.config("ok") {
+            .args(["--plugin", "com.example.test", "--id", "key-1"])
+            .args(["-m", "build=42", "--expiry", "1d"]);
+        for (k, v) in s.config(mode) {
             cmd.arg("--plugin-config").arg(format!("{k}={v}"));
         }
         let out = cmd.output().expect("sign");
@@ -249,6 +308,7 @@ fn signs_through_the_binary(spec: KeySpec, alg: &str) {
         let manifest: Value =
             serde_json::from_slice(&std::fs::read(blobs.join(&sig[7..])).expect("manifest"))
                 .expect("manifest json");
+        manifests.push(manifest.clone());
         let layer = manifest["layers"][0]["digest"].as_str().expect("layer");
         let out = Command::new("python3")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/verify_envelope.py"))
@@ -288,14 +348,63 @@ fn signs_through_the_binary(spec: KeySpec, alg: &str) {
         .output()
         .expect("verify");
     check(&out, "verify");
+    manifests
 }
 
 fn rsa_plugin_signs_and_verifies() {
-    signs_through_the_binary(KeySpec::Rsa3072, "PS384");
+    signs_through_the_binary(KeySpec::Rsa3072, "PS384", "ok");
 }
 
 fn ec_plugin_signs_and_verifies() {
-    signs_through_the_binary(KeySpec::EcP256, "ES256");
+    signs_through_the_binary(KeySpec::EcP256, "ES256", "ok");
+}
+
+fn envelope_plugin_signs_and_keeps_its_annotations() {
+    for manifest in signs_through_the_binary(KeySpec::EcP384, "ES384", "envelope") {
+        assert_eq!(
+            manifest["annotations"]["com.example.plugin/signed-by"], "test-plugin",
+            "{manifest}"
+        );
+        assert!(manifest["annotations"]["io.cncf.notary.x509chain.thumbprint#S256"].is_string());
+    }
+}
+
+/// Envelopes that sign something else, lose our annotations or have the wrong type fail.
+fn bad_generated_envelopes_are_refused() {
+    let s = setup("com.example.env", KeySpec::EcP256);
+    let layout = s.dir.path().join("layout");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-layout"),
+        &layout,
+    );
+    let reference = format!("{}:v1", layout.display());
+    for (mode, needle) in [
+        ("envelope-retarget", "targetArtifact.digest differs"),
+        ("envelope-drop-annotation", "annotation \"build\""),
+        ("envelope-wrong-type", "signatureEnvelopeType"),
+    ] {
+        let mut cmd = bin();
+        cmd.env("XDG_CONFIG_HOME", s.dir.path())
+            .env("HOME", s.dir.path())
+            .args(["sign", "--oci-layout", &reference, "-m", "build=42"])
+            .args(["--plugin", "com.example.env", "--id", "key-1"]);
+        for (k, v) in s.config(mode) {
+            cmd.arg("--plugin-config").arg(format!("{k}={v}"));
+        }
+        let out = cmd.output().expect("sign");
+        assert_eq!(out.status.code(), Some(1), "{mode}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(needle), "{mode}: {text}");
+    }
+    // Nothing was stored.
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index"))
+            .expect("json");
+    assert_eq!(
+        index["manifests"].as_array().map(Vec::len),
+        Some(1),
+        "{index}"
+    );
 }
 
 fn error_responses_are_reported_with_their_code() {
@@ -352,7 +461,6 @@ fn dishonest_responses_are_refused() {
         ("bad-signature", "does not verify"),
         ("wrong-name", "calls itself"),
         ("contract-2", "contract version 1.0"),
-        ("envelope-only", "SIGNATURE_GENERATOR.ENVELOPE"),
     ] {
         let err = open_err(&s, "liar", mode, t);
         assert!(err.to_string().contains(needle), "{mode}: {err}");
@@ -405,6 +513,14 @@ fn main() {
             rsa_plugin_signs_and_verifies,
         ),
         ("ec_plugin_signs_and_verifies", ec_plugin_signs_and_verifies),
+        (
+            "envelope_plugin_signs_and_keeps_its_annotations",
+            envelope_plugin_signs_and_keeps_its_annotations,
+        ),
+        (
+            "bad_generated_envelopes_are_refused",
+            bad_generated_envelopes_are_refused,
+        ),
         (
             "error_responses_are_reported_with_their_code",
             error_responses_are_reported_with_their_code,

@@ -1,6 +1,8 @@
-//! A signer backed by an installed notation plugin (`SIGNATURE_GENERATOR.RAW`), speaking the
-//! plugin contract 1.0 (digest §9): `get-plugin-metadata`, `describe-key`, then
-//! `generate-signature` for the bytes we want signed; we build the envelope.
+//! A signer backed by an installed notation plugin, speaking the plugin contract 1.0
+//! (digest §9): `get-plugin-metadata`, `describe-key`, then either `generate-signature` for
+//! the bytes we want signed (`SIGNATURE_GENERATOR.RAW`; we build the envelope) or
+//! `generate-envelope` (`SIGNATURE_GENERATOR.ENVELOPE`; the signing workflow validates the
+//! plugin's envelope and keeps its annotations).
 //!
 //! Hand-written because the contract is a small JSON-over-stdio protocol and no maintained Rust
 //! client exists. Every response is treated as hostile: output is capped, each call has a
@@ -23,7 +25,9 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::crypto::{CryptoError, HashAlgorithm, KeySpec, Signer};
+use crate::crypto::{
+    CryptoError, EnvelopeGenerator, GeneratedEnvelope, HashAlgorithm, KeySpec, Signer,
+};
 
 /// The contract version we speak.
 pub const CONTRACT_VERSION: &str = "1.0";
@@ -381,7 +385,12 @@ pub struct PluginSigner {
     config: BTreeMap<String, String>,
     spec: KeySpec,
     chain: Vec<Vec<u8>>,
+    /// The plugin builds envelopes (`SIGNATURE_GENERATOR.ENVELOPE`).
+    envelope_mode: bool,
 }
+
+/// The Notary payload media type, as `generate-envelope` names it.
+const PAYLOAD_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
 
 /// The text signed once when the signer opens (see the module documentation).
 const PROBE: &[u8] = b"sign-action: notation plugin key check (not a Notary payload)";
@@ -395,17 +404,20 @@ impl PluginSigner {
         config: BTreeMap<String, String>,
     ) -> Result<PluginSigner, PluginError> {
         let metadata = plugin.metadata(&config).await?;
-        if !metadata.capabilities.iter().any(|c| c == CAP_RAW) {
-            let reason = if metadata.capabilities.iter().any(|c| c == CAP_ENVELOPE) {
-                format!("it only offers {CAP_ENVELOPE}, which sign-action does not support yet; it needs {CAP_RAW}")
-            } else {
-                format!("it does not declare the {CAP_RAW} capability")
-            };
+        let has = |cap: &str| metadata.capabilities.iter().any(|c| c == cap);
+        // RAW is preferred: we then build (and can timestamp) the envelope ourselves.
+        let envelope_mode = if has(CAP_RAW) {
+            false
+        } else if has(CAP_ENVELOPE) {
+            true
+        } else {
             return Err(PluginError::Unsupported {
                 name: plugin.name.clone(),
-                reason,
+                reason: format!(
+                    "it declares neither {CAP_RAW} nor {CAP_ENVELOPE} among its capabilities"
+                ),
             });
-        }
+        };
         const DESCRIBE: &str = "describe-key";
         let v = plugin
             .call(
@@ -435,10 +447,65 @@ impl PluginSigner {
             config,
             spec,
             chain: Vec::new(),
+            envelope_mode,
         };
-        let (_, chain) = signer.generate(PROBE).await?;
-        signer.chain = chain;
+        if !envelope_mode {
+            let (_, chain) = signer.generate(PROBE).await?;
+            signer.chain = chain;
+        }
         Ok(signer)
+    }
+
+    /// One `generate-envelope` call, with the response's own fields checked; the envelope
+    /// itself is checked by the signing workflow.
+    async fn envelope(
+        &self,
+        media_type: &str,
+        payload: &[u8],
+        expiry: Option<Duration>,
+    ) -> Result<GeneratedEnvelope, PluginError> {
+        const COMMAND: &str = "generate-envelope";
+        let mut request = json!({
+            "contractVersion": CONTRACT_VERSION,
+            "keyId": self.key_id,
+            "payloadType": PAYLOAD_TYPE,
+            "signatureEnvelopeType": media_type,
+            "payload": B64.encode(payload),
+            "pluginConfig": self.config,
+        });
+        if let Some(expiry) = expiry {
+            request["expiryDurationInSeconds"] = json!(expiry.as_secs());
+        }
+        let v = self.plugin.call(COMMAND, &request).await?;
+        let bad = |reason: &str| self.plugin.bad(COMMAND, reason.to_string());
+        if v.get("signatureEnvelopeType").and_then(Value::as_str) != Some(media_type) {
+            return Err(bad(
+                "`signatureEnvelopeType` differs from the requested type",
+            ));
+        }
+        let envelope = v
+            .get("signatureEnvelope")
+            .and_then(Value::as_str)
+            .and_then(|s| B64.decode(s).ok())
+            .filter(|e| !e.is_empty())
+            .ok_or_else(|| bad("`signatureEnvelope` must be non-empty standard base64"))?;
+        let mut annotations = BTreeMap::new();
+        match v.get("annotations") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(map)) => {
+                for (k, value) in map {
+                    let value = value
+                        .as_str()
+                        .ok_or_else(|| bad("`annotations` values must be strings"))?;
+                    annotations.insert(k.clone(), value.to_string());
+                }
+            }
+            Some(_) => return Err(bad("`annotations` must be an object of strings")),
+        }
+        Ok(GeneratedEnvelope {
+            envelope,
+            annotations,
+        })
     }
 
     /// One `generate-signature` call, fully checked; the raw signature and the chain.
@@ -524,6 +591,28 @@ impl Signer for PluginSigner {
         self.generate(message)
             .await
             .map(|(signature, _)| signature)
+            .map_err(|e| CryptoError::SigningFailed(e.to_string()))
+    }
+
+    fn envelope_generator(&self) -> Option<&dyn EnvelopeGenerator> {
+        if self.envelope_mode {
+            Some(self)
+        } else {
+            None
+        }
+    }
+}
+
+#[async_trait]
+impl EnvelopeGenerator for PluginSigner {
+    async fn generate_envelope(
+        &self,
+        media_type: &str,
+        payload: &[u8],
+        expiry: Option<Duration>,
+    ) -> Result<GeneratedEnvelope, CryptoError> {
+        self.envelope(media_type, payload, expiry)
+            .await
             .map_err(|e| CryptoError::SigningFailed(e.to_string()))
     }
 }
