@@ -142,6 +142,9 @@ pub struct SignArgs {
     /// How many artifacts to sign at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// For an image index, also sign every manifest it lists (one signature each).
+    #[arg(long)]
+    pub recursive: bool,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Result format on stdout.
@@ -169,6 +172,10 @@ pub struct VerifyArgs {
     /// Give up after this many signatures per artifact.
     #[arg(long, default_value_t = 100)]
     pub max_signatures: usize,
+    /// For an image index, also require every manifest it lists to verify (reported per
+    /// platform).
+    #[arg(long)]
+    pub recursive: bool,
     #[command(flatten)]
     pub store: StoreArgs,
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]

@@ -131,13 +131,14 @@ impl SignRequest {
             .with_context(|| format!("cannot read the key file {}", args.key.display()))?;
         let chain_pem = std::fs::read(&args.cert)
             .with_context(|| format!("cannot read the certificate file {}", args.cert.display()))?;
-        let settings = settings_from(
+        let mut settings = settings_from(
             args.signature_format,
             args.expiry.as_deref(),
             &args.user_metadata,
             args.manifest_form,
             args.concurrency,
         )?;
+        settings.recursive = args.recursive;
         Ok(SignRequest {
             references: args.references.clone(),
             key_pem,
@@ -183,6 +184,7 @@ pub fn settings_from(
             ManifestFormArg::ArtifactType => ManifestForm::ArtifactType,
         },
         concurrency: concurrency.max(1),
+        recursive: false,
     })
 }
 
@@ -248,7 +250,11 @@ pub fn open_store(
         .iter()
         .cloned()
         .zip(parsed)
-        .map(|(input, reference)| SignTarget { input, reference })
+        .map(|(input, reference)| SignTarget {
+            input,
+            reference,
+            platform: None,
+        })
         .collect();
     Ok((store, targets))
 }
@@ -308,8 +314,13 @@ pub fn print_sign_report(report: &SignReport, output: OutputFormat) {
         }
         OutputFormat::Text => {
             for s in &report.signatures {
+                let platform = s
+                    .platform
+                    .as_deref()
+                    .map(|p| format!(" platform {p}"))
+                    .unwrap_or_default();
                 println!(
-                    "signed {} ({}) -> signature {} [{}, {}]",
+                    "signed {}{platform} ({}) -> signature {} [{}, {}]",
                     s.reference,
                     s.digest,
                     s.signature_digest,
@@ -333,6 +344,8 @@ pub struct VerifyRequest {
     pub scope: Option<String>,
     pub settings: VerifySettings,
     pub store: StoreConfig,
+    /// Verify an image index and every manifest it lists.
+    pub recursive: bool,
 }
 
 /// Load the trust policy (a file, inline JSON, or notation's default location).
@@ -378,6 +391,7 @@ impl VerifyRequest {
             scope: args.scope.clone(),
             settings: verify_settings(args.max_signatures, &args.user_metadata)?,
             store: StoreConfig::from_args(&args.store)?,
+            recursive: args.recursive,
         })
     }
 }
@@ -428,13 +442,12 @@ pub async fn execute_verify(request: VerifyRequest) -> Result<Vec<ArtifactVerifi
         ));
     }
     let order: Vec<usize> = to_verify.iter().map(|(i, _)| *i).collect();
-    let verified = verify::verify_all(
-        store,
-        to_verify.into_iter().map(|(_, t)| t).collect(),
-        &request.settings,
-        4,
-    )
-    .await;
+    let to_verify = to_verify.into_iter().map(|(_, t)| t).collect();
+    let verified = if request.recursive {
+        verify::verify_all_recursive(store, to_verify, &request.settings, 4).await
+    } else {
+        verify::verify_all(store, to_verify, &request.settings, 4).await
+    };
     let mut all: Vec<(usize, ArtifactVerification)> = order.into_iter().zip(verified).collect();
     all.extend(early);
     all.sort_by_key(|(i, _)| *i);
@@ -490,6 +503,20 @@ pub fn print_verify_results(results: &[ArtifactVerification], output: OutputForm
                         "FAILED {}: {}",
                         r.reference,
                         r.error.as_deref().unwrap_or("verification failed")
+                    );
+                }
+                for p in &r.platforms {
+                    let c = &p.result;
+                    println!(
+                        "  platform {} {} ({}): {}",
+                        p.platform.as_deref().unwrap_or("-"),
+                        if c.verified { "verified" } else { "FAILED" },
+                        c.digest.as_deref().unwrap_or("?"),
+                        match (&c.signature, &c.error) {
+                            (_, Some(e)) => e.clone(),
+                            (Some(sig), None) => format!("signature {}", sig.digest),
+                            (None, None) => "policy skips verification".to_string(),
+                        }
                     );
                 }
                 for w in &r.warnings {

@@ -155,13 +155,14 @@ fn sign_request_from_inputs<W: Write>(
             anyhow::bail!("input `manifest-form` must be legacy or artifact-type, not {other:?}")
         }
     };
-    let settings = settings_from(
+    let mut settings = settings_from(
         format,
         inputs.get("expiry"),
         &inputs.get_multiline("user-metadata"),
         form,
         4,
     )?;
+    settings.recursive = inputs.get_bool("recursive")?.unwrap_or(false);
     let registry_ca_pem = match inputs.get("registry-ca") {
         Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
         None => Vec::new(),
@@ -334,5 +335,6 @@ fn verify_request_from_inputs(inputs: &Inputs) -> Result<VerifyRequest> {
             insecure_registries: inputs.get_multiline("insecure-registries"),
             registry_ca_pem,
         },
+        recursive: inputs.get_bool("recursive")?.unwrap_or(false),
     })
 }

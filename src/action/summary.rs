@@ -358,6 +358,7 @@ mod tests {
 
     fn signed(reference: &str, storage: Storage, format: &str) -> SignedArtifact {
         SignedArtifact {
+            platform: None,
             reference: reference.into(),
             digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
                 .into(),
