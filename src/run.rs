@@ -90,6 +90,9 @@ pub struct StoreConfig {
     pub github_token: Option<String>,
     pub insecure_registries: Vec<String>,
     pub registry_ca_pem: Vec<Vec<u8>>,
+    /// Directory of the docker `config.json` to read credentials from, instead of
+    /// `$DOCKER_CONFIG` / `~/.docker` (the action sets it when it must translate a path).
+    pub docker_config_dir: Option<std::path::PathBuf>,
 }
 
 impl StoreConfig {
@@ -109,6 +112,7 @@ impl StoreConfig {
             github_token: None,
             insecure_registries: args.insecure_registries.clone(),
             registry_ca_pem,
+            docker_config_dir: None,
         })
     }
 }
@@ -267,6 +271,7 @@ pub fn registry_options(store: &StoreConfig, references: &[String]) -> RegistryO
         extra_root_certs_pem: store.registry_ca_pem.clone(),
         plain_http: store.registry_ca_pem.is_empty(),
         insecure_hosts: store.insecure_registries.clone(),
+        docker_config_dir: store.docker_config_dir.clone(),
         ..RegistryOptions::default()
     };
     if store.oci_layout {

@@ -430,3 +430,105 @@ async fn tag_schema_updates_are_conditional_on_the_etag() {
         }
     }
 }
+
+/// Run the signing action (container mode) with only the given environment.
+fn run_action(dir: &Path, reference: &str, env: &[(&str, String)]) -> (Output, String) {
+    let output_file = dir.join("github_output");
+    std::fs::write(&output_file, "").unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sign-action"));
+    cmd.args(["action", "sign"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &output_file)
+        .env("INPUT_IMAGES", reference)
+        .env(
+            "INPUT_KEY",
+            std::fs::read_to_string(dir.join("multi.key")).unwrap(),
+        )
+        .env(
+            "INPUT_CERTIFICATE-CHAIN",
+            std::fs::read_to_string(dir.join("multi.crt")).unwrap(),
+        )
+        .env("INPUT_RECURSIVE", "true");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let outputs = std::fs::read_to_string(&output_file).unwrap();
+    (out, outputs)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn container_action_reads_docker_login_credentials_and_signs_recursively() {
+    use base64::Engine as _;
+    let (user, pass) = ("ci-user", "s3cret-login-password");
+    let registry = Registry::start(RegistryConfig {
+        htpasswd: Some((user.into(), pass.into())),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    generate_test_cert(dir.path());
+    let (index, _, _) = push_index(&registry, "app/login").await;
+    let reference = format!("{}/app/login@{}", registry.host, index.digest);
+    // What docker/login-action writes: base64 user:password under the registry host.
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    let config = json!({"auths": {registry.host.clone(): {"auth": auth}}}).to_string();
+    let home = dir.path().join("github-home");
+
+    // No credentials anywhere: refused, and the error says how to log in.
+    let (out, _) = run_action(
+        dir.path(),
+        &reference,
+        &[("HOME", home.display().to_string())],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("docker login"));
+
+    // DOCKER_CONFIG naming a directory the container sees.
+    let direct = dir.path().join("docker-config");
+    std::fs::create_dir_all(&direct).unwrap();
+    std::fs::write(direct.join("config.json"), &config).unwrap();
+    let (out, outputs) = run_action(
+        dir.path(),
+        &reference,
+        &[
+            ("HOME", home.display().to_string()),
+            ("DOCKER_CONFIG", direct.display().to_string()),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(outputs.matches("signature-digest").count(), 3, "{outputs}");
+    assert!(outputs.contains("linux/arm64/v8"));
+    assert!(!text(&out.stdout).contains(pass) && !outputs.contains(pass));
+
+    // DOCKER_CONFIG as the runner host sees it ($RUNNER_TEMP/_github_home/.docker), which the
+    // container has at $HOME/.docker.
+    std::fs::remove_dir_all(&direct).unwrap();
+    std::fs::create_dir_all(home.join(".docker")).unwrap();
+    std::fs::write(home.join(".docker/config.json"), &config).unwrap();
+    let (out, outputs) = run_action(
+        dir.path(),
+        &reference,
+        &[
+            ("HOME", home.display().to_string()),
+            ("RUNNER_TEMP", "/home/runner/work/_temp".to_string()),
+            (
+                "DOCKER_CONFIG",
+                "/home/runner/work/_temp/_github_home/.docker".to_string(),
+            ),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(outputs.matches("signature-digest").count(), 3, "{outputs}");
+}
