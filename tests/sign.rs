@@ -46,7 +46,11 @@ fn stdout(o: &Output) -> String {
 /// Verify the envelope with the independent Python implementation and check that it signs
 /// exactly the expected target descriptor.
 fn python_verify(envelope: &Path, media_type: &str, expected: &Value) {
-    let format = if media_type == "application/cose" { "cose" } else { "jws" };
+    let format = if media_type == "application/cose" {
+        "cose"
+    } else {
+        "jws"
+    };
     let out = Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/verify_envelope.py"))
         .arg(format)
