@@ -12,6 +12,8 @@ mod support;
 
 #[path = "support/e2e.rs"]
 mod e2e;
+#[path = "support/pki.rs"]
+mod pki;
 #[path = "support/tsa.rs"]
 mod tsa;
 
@@ -160,6 +162,106 @@ async fn timestamped_signatures_in_both_formats_verify_and_openssl_agrees() {
         assert_eq!(check(failed, "authenticTimestamp")["status"], "failed");
         assert_eq!(check(failed, "authenticity")["status"], "passed");
     }
+}
+
+/// A TSA whose certificate is issued by the revocation test PKI (AIA and CDP on
+/// 127.0.0.1): `openssl ts -reply` signing with it. Returns the TSA files' PKI (its
+/// `root.pem` is the revocation PKI's root) and the TSA certificate's path.
+fn revocable_tsa(rev: &pki::TestPki) -> (Arc<TsaPki>, std::path::PathBuf) {
+    let cnf = rev.inter.path("ca.cnf");
+    let text = std::fs::read_to_string(&cnf).unwrap();
+    let leaf_section = text
+        .split("[v3_leaf]")
+        .nth(1)
+        .unwrap()
+        .split("\n[")
+        .next()
+        .unwrap()
+        .to_string();
+    let tsa_section = leaf_section.replace(
+        "extendedKeyUsage = codeSigning",
+        "extendedKeyUsage = critical,timeStamping",
+    );
+    assert_ne!(tsa_section, leaf_section);
+    std::fs::write(&cnf, format!("{text}\n[v3_tsa]{tsa_section}\n")).unwrap();
+    let tsa_cert = rev.inter.issue("tsa", "Revocable TSA", "v3_tsa", false);
+    // Reuse TsaPki's openssl TSA configuration with this certificate, key and chain.
+    let tsa = TsaPki::new();
+    std::fs::copy(&tsa_cert, tsa.path("tsa.pem")).unwrap();
+    std::fs::copy(rev.inter.path("tsa.key"), tsa.path("tsa.key")).unwrap();
+    std::fs::copy(rev.inter.path("ca.pem"), tsa.path("chain.pem")).unwrap();
+    std::fs::copy(rev.root.path("ca.pem"), tsa.path("root.pem")).unwrap();
+    let untrusted = [
+        std::fs::read(&tsa_cert).unwrap(),
+        std::fs::read(rev.inter.path("ca.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(tsa.path("untrusted.pem"), untrusted).unwrap();
+    (Arc::new(tsa), tsa_cert)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoked_tsa_certificate_fails_the_authentic_timestamp() {
+    let rev = pki::TestPki::new();
+    let (tsa, tsa_cert) = revocable_tsa(&rev);
+    let server = TsaServer::start(tsa.clone());
+    let registry = Registry::start(RegistryConfig::default());
+    let subject = push_test_image(&registry.client(), &registry.host, "app/tsa-rev", "v1").await;
+    let reference = format!("{}/app/tsa-rev@{}", registry.host, subject.digest);
+    let dir = tempfile::tempdir().unwrap();
+    // The signing chain has no AIA/CDP: only the TSA chain has revocation information.
+    let key = make_test_chain(dir.path(), "signer", KeySpec::EcP256);
+    let root = tsa.path("root.pem").display().to_string();
+    let sigs = sign_ok(
+        &[&reference],
+        &key.key,
+        &key.chain,
+        &strs(&ts_args(&server, &tsa, &root)),
+    );
+    let (_, envelope) = fetch_envelope(&registry, "app/tsa-rev", &sigs[0]).await;
+    let e = extract_jws(&envelope);
+    tsa.openssl_verify(&e.token.unwrap(), &e.signature).unwrap();
+
+    let config = TrustConfig::new();
+    config.add_store("ca", "signer", &[&key.root]);
+    config.add_store("tsa", "tsa", &[&tsa.path("root.pem")]);
+    let strict = config.policy("strict.json", "strict", &["ca:signer", "tsa:tsa"], None);
+    let permissive = config.policy("perm.json", "permissive", &["ca:signer", "tsa:tsa"], None);
+
+    // Good TSA chain, answered by the real OCSP responders.
+    {
+        let _responders = rev.start_responders();
+        let (out, doc) = verify(&config, &strict, &[&reference]);
+        assert_eq!(out.status.code(), Some(0), "{}", e2e::text(&out));
+        let sig = &doc["results"][0]["signature"];
+        assert_eq!(check(sig, "authenticTimestamp")["status"], "passed");
+        assert!(sig["timestamp"]["tsa-subject"]
+            .as_str()
+            .unwrap()
+            .contains("Revocable TSA"));
+    }
+    // Responders gone; the CRL says the TSA certificate is revoked.
+    rev.inter.revoke(&tsa_cert, &[]);
+    rev.publish_crls();
+    let (out, doc) = verify(&config, &strict, &[&reference]);
+    assert_eq!(out.status.code(), Some(1), "{}", e2e::text(&out));
+    let failed = &doc["results"][0]["failed-signatures"][0];
+    let ts = check(failed, "authenticTimestamp");
+    assert_eq!(ts["status"], "failed");
+    let detail = ts["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("TSA") && detail.contains("revoked"),
+        "{detail}"
+    );
+    // The signing chain itself is fine.
+    assert_eq!(check(failed, "revocation")["status"], "passed");
+    let (out, doc) = verify(&config, &permissive, &[&reference]);
+    assert_eq!(out.status.code(), Some(0), "{}", e2e::text(&out));
+    let w = e2e::warnings(&doc["results"][0]);
+    assert!(
+        w.contains("authenticTimestamp") && w.contains("revoked"),
+        "{w}"
+    );
 }
 
 /// A self-signed code-signing certificate (rcgen: openssl cannot make one that expires in
