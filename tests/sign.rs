@@ -574,7 +574,11 @@ async fn bad_inputs_fail_with_one_line_and_push_nothing() {
     });
     let locked_subject = push_test_image(&locked.client(), &locked.host, "bad/app", "v1").await;
     let locked_ref = format!("{}/bad/app@{}", locked.host, locked_subject.digest);
-    assert_fails(&sign(&good.key, &good.chain, &locked_ref), 1, "401");
+    assert_fails(
+        &sign(&good.key, &good.chain, &locked_ref),
+        1,
+        "refused our credentials",
+    );
 }
 
 fn make_named_test_key_rsa(dir: &Path) -> PathBuf {
