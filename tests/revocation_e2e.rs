@@ -305,7 +305,8 @@ async fn vector_case(leaf: &str, intermediate: &str) -> sign_action::verify::Art
     .unwrap();
     let trust_store = TrustStore::open(config.root()).unwrap();
     let (store, parsed) =
-        sign_action::oci::open_store(registry.options(), false, &[reference.clone()]).unwrap();
+        sign_action::oci::open_store(registry.options(), false, std::slice::from_ref(&reference))
+            .unwrap();
     let statement = policy
         .select(&parsed[0].fully_qualified_without_digest())
         .unwrap();

@@ -45,8 +45,7 @@ fn parse_time(s: &str) -> SystemTime {
         .into()
 }
 
-fn ts_args<'a>(server: &'a TsaServer, pki: &'a TsaPki, root: &'a str) -> Vec<String> {
-    let _ = pki;
+fn ts_args(server: &TsaServer, root: &str) -> Vec<String> {
     vec![
         "--timestamp-url".into(),
         server.url.clone(),
@@ -68,7 +67,7 @@ async fn timestamped_signatures_in_both_formats_verify_and_openssl_agrees() {
     let dir = tempfile::tempdir().unwrap();
     let key = make_test_chain(dir.path(), "ts-signer", KeySpec::EcP256);
     let root = pki.path("root.pem").display().to_string();
-    let mut args = ts_args(&server, &pki, &root);
+    let mut args = ts_args(&server, &root);
 
     let config = TrustConfig::new();
     config.add_store("ca", "signer", &[&key.root]);
@@ -216,7 +215,7 @@ async fn revoked_tsa_certificate_fails_the_authentic_timestamp() {
         &[&reference],
         &key.key,
         &key.chain,
-        &strs(&ts_args(&server, &tsa, &root)),
+        &strs(&ts_args(&server, &root)),
     );
     let (_, envelope) = fetch_envelope(&registry, "app/tsa-rev", &sigs[0]).await;
     let e = extract_jws(&envelope);
@@ -317,17 +316,12 @@ async fn expired_signing_certificate_verifies_only_through_a_timestamp_inside_it
 
     let not_after = time::OffsetDateTime::now_utc() + time::Duration::seconds(4);
     let (key, cert) = short_lived_cert(dir.path(), not_after);
-    let late_args = ts_args(&late, &pki, &root);
+    let late_args = ts_args(&late, &root);
     let late_sign = {
         let (key, cert, reference) = (key.clone(), cert.clone(), refs[2].clone());
         std::thread::spawn(move || sign(&[&reference], &key, &cert, &strs(&late_args)))
     };
-    sign_ok(
-        &[&refs[0]],
-        &key,
-        &cert,
-        &strs(&ts_args(&server, &pki, &root)),
-    );
+    sign_ok(&[&refs[0]], &key, &cert, &strs(&ts_args(&server, &root)));
     sign_ok(&[&refs[1]], &key, &cert, &["--signature-format", "cose"]);
     assert!(
         time::OffsetDateTime::now_utc() < not_after,
