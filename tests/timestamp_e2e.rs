@@ -60,17 +60,42 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn timestamped_signatures_in_both_formats_verify_and_openssl_agrees() {
-    let pki = Arc::new(TsaPki::new());
+    // Accuracy 1.5 s and millisecond genTime: the reported range is genTime ± 1.5 s.
+    let pki = Arc::new(TsaPki::with_options(tsa::TsaOptions {
+        accuracy: Some("secs:1, millisecs:500".into()),
+        clock_precision_digits: 3,
+        ..Default::default()
+    }));
     let server = TsaServer::start(pki.clone());
     let registry = Registry::start(RegistryConfig::default());
     let client = registry.client();
     let dir = tempfile::tempdir().unwrap();
-    let key = make_test_chain(dir.path(), "ts-signer", KeySpec::EcP256);
+    // One key type per imprint hash: SHA-256, SHA-384, SHA-512 of the signature bytes.
+    let cases = [
+        ("jws", KeySpec::EcP256),
+        ("cose", KeySpec::EcP384),
+        ("jws", KeySpec::EcP521),
+        ("cose", KeySpec::EcP256),
+    ];
+    let keys: Vec<_> = [KeySpec::EcP256, KeySpec::EcP384, KeySpec::EcP521]
+        .into_iter()
+        .map(|spec| {
+            (
+                spec,
+                make_test_chain(dir.path(), &format!("ts-{}", spec.name()), spec),
+            )
+        })
+        .collect();
+    // The certificates are valid from the second they were made; the whole range
+    // [genTime − 1.5 s, genTime + 1.5 s] must lie inside that validity (digest §5 step 7),
+    // so a signature timestamped within 1.5 s of the certificate's birth rightly fails.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let root = pki.path("root.pem").display().to_string();
     let mut args = ts_args(&server, &root);
 
     let config = TrustConfig::new();
-    config.add_store("ca", "signer", &[&key.root]);
+    let roots: Vec<&Path> = keys.iter().map(|(_, k)| k.root.as_path()).collect();
+    config.add_store("ca", "signer", &roots);
     config.add_store("tsa", "tsa", &[&pki.path("root.pem")]);
     let policy = config.policy(
         "policy.json",
@@ -80,18 +105,19 @@ async fn timestamped_signatures_in_both_formats_verify_and_openssl_agrees() {
     );
     // A tsa store holding the wrong root: the token's chain cannot be built.
     let wrong = TrustConfig::new();
-    wrong.add_store("ca", "signer", &[&key.root]);
-    wrong.add_store("tsa", "tsa", &[&key.root]);
+    wrong.add_store("ca", "signer", &roots);
+    wrong.add_store("tsa", "tsa", &[roots[0]]);
     let wrong_policy = wrong.policy("policy.json", "strict", &["ca:signer", "tsa:tsa"], None);
 
-    for format in ["jws", "cose"] {
-        let repo = format!("app/ts-{format}");
+    for (i, (format, spec)) in cases.into_iter().enumerate() {
+        let key = &keys.iter().find(|(s, _)| *s == spec).unwrap().1;
+        let repo = format!("app/ts-{format}-{i}");
         let subject = push_test_image(&client, &registry.host, &repo, "v1").await;
         let reference = format!("{}/{repo}@{}", registry.host, subject.digest);
         args.extend(["--signature-format".into(), format.into()]);
-        let before = SystemTime::now() - Duration::from_secs(1);
+        let before = SystemTime::now() - Duration::from_secs(2);
         let sigs = sign_ok(&[&reference], &key.key, &key.chain, &strs(&args));
-        let after = SystemTime::now() + Duration::from_secs(1);
+        let after = SystemTime::now() + Duration::from_secs(2);
         args.truncate(4);
 
         // The embedded token, checked independently by `openssl ts -verify`.
@@ -150,9 +176,9 @@ async fn timestamped_signatures_in_both_formats_verify_and_openssl_agrees() {
             parse_time(ts["range-start"].as_str().unwrap()),
             parse_time(ts["range-end"].as_str().unwrap()),
         );
-        // No accuracy and not the baseline policy: the range is the genTime itself.
-        assert_eq!(start, end);
-        assert_eq!(start, parse_time(ts["gen-time"].as_str().unwrap()));
+        let gen = parse_time(ts["gen-time"].as_str().unwrap());
+        assert_eq!(gen - Duration::from_millis(1500), start, "{ts}");
+        assert_eq!(gen + Duration::from_millis(1500), end, "{ts}");
         assert!(before <= start && end <= after, "{ts}");
 
         let (out, doc) = verify(&wrong, &wrong_policy, &[&reference]);
