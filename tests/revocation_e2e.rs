@@ -376,3 +376,55 @@ async fn vector_crl_scenario_intermediate_revoked() {
         "{rev:?}"
     );
 }
+
+/// A revoked signature does not sink the artifact when another signature verifies: the
+/// first signature that passes wins, and the revoked one is reported as tried and failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_good_signature_wins_over_a_revoked_one() {
+    let registry = Registry::start(RegistryConfig::default());
+    let revoked = TestPki::new();
+    revoked.inter.revoke(&revoked.leaf, &[]);
+    let _responders = revoked.start_responders();
+    // The good chain's responders are down; its CRLs decide.
+    let good = TestPki::new();
+    good.publish_crls();
+    let client = registry.client();
+    let d = push_test_image(&client, &registry.host, "app/two-sigs", "v1").await;
+    let reference = format!("{}/app/two-sigs@{}", registry.host, d.digest);
+    let first = sign_ok(
+        &[&reference],
+        &revoked.inter.path("leaf.key"),
+        &chain_pem(&revoked),
+        &[],
+    );
+    let second = sign_ok(
+        &[&reference],
+        &good.inter.path("leaf.key"),
+        &chain_pem(&good),
+        &["--signature-format", "cose"],
+    );
+    let config = TrustConfig::new();
+    config.add_store(
+        "ca",
+        "pki",
+        &[&revoked.root.path("ca.pem"), &good.root.path("ca.pem")],
+    );
+    let strict = config.policy("strict.json", "strict", &["ca:pki"], None);
+    let (out, doc) = verify(&config, &strict, &[&reference]);
+    assert_eq!(out.status.code(), Some(0), "{}", e2e::text(&out));
+    let result = &doc["results"][0];
+    assert_eq!(result["signature"]["digest"], second[0].as_str());
+    let failed = result["failed-signatures"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{result}");
+    assert_eq!(failed[0]["digest"], first[0].as_str());
+    let rev = check(&failed[0], "revocation");
+    assert!(rev["detail"].as_str().unwrap().contains("revoked"), "{rev}");
+    // Only the revoked chain trusted: the artifact fails.
+    let only = TrustConfig::new();
+    only.add_store("ca", "pki", &[&revoked.root.path("ca.pem")]);
+    let strict = only.policy("strict.json", "strict", &["ca:pki"], None);
+    let (out, doc) = verify(&only, &strict, &[&reference]);
+    assert_eq!(out.status.code(), Some(1), "{}", e2e::text(&out));
+    let error = doc["results"][0]["error"].as_str().unwrap();
+    assert!(error.contains("revoked"), "{error}");
+}

@@ -189,6 +189,50 @@ async fn timestamped_signatures_in_both_formats_verify_and_openssl_agrees() {
     }
 }
 
+/// One sign run timestamps several artifacts concurrently: each token is its own (own
+/// nonce, own serial) and covers its own signature.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_run_timestamps_many_artifacts() {
+    let pki = Arc::new(TsaPki::new());
+    let server = TsaServer::start(pki.clone());
+    let registry = Registry::start(RegistryConfig::default());
+    let client = registry.client();
+    let dir = tempfile::tempdir().unwrap();
+    let key = make_test_chain(dir.path(), "many", KeySpec::EcP256);
+    let mut refs = Vec::new();
+    for i in 0..6 {
+        let d = push_test_image(&client, &registry.host, "app/many-ts", &format!("v{i}")).await;
+        refs.push(format!("{}/app/many-ts@{}", registry.host, d.digest));
+    }
+    let r: Vec<&str> = refs.iter().map(String::as_str).collect();
+    let root = pki.path("root.pem").display().to_string();
+    let mut args = ts_args(&server, &root);
+    args.extend(["--concurrency".into(), "6".into()]);
+    let sigs = sign_ok(&r, &key.key, &key.chain, &strs(&args));
+    let mut serials = std::collections::BTreeSet::new();
+    for sig in &sigs {
+        let (_, envelope) = fetch_envelope(&registry, "app/many-ts", sig).await;
+        let e = extract_jws(&envelope);
+        let token = e.token.unwrap();
+        pki.openssl_verify(&token, &e.signature).unwrap();
+        serials.insert(timestamp::parse_token_info(&token).unwrap().serial);
+    }
+    assert_eq!(serials.len(), refs.len(), "one token per signature");
+
+    let config = TrustConfig::new();
+    config.add_store("ca", "signer", &[&key.root]);
+    config.add_store("tsa", "tsa", &[&pki.path("root.pem")]);
+    let policy = config.policy("policy.json", "strict", &["ca:signer", "tsa:tsa"], None);
+    let (out, doc) = verify(&config, &policy, &r);
+    assert_eq!(out.status.code(), Some(0), "{}", e2e::text(&out));
+    for result in doc["results"].as_array().unwrap() {
+        assert_eq!(
+            check(&result["signature"], "authenticTimestamp")["status"],
+            "passed"
+        );
+    }
+}
+
 /// A TSA whose certificate is issued by the revocation test PKI (AIA and CDP on
 /// 127.0.0.1): `openssl ts -reply` signing with it. Returns the TSA files' PKI (its
 /// `root.pem` is the revocation PKI's root) and the TSA certificate's path.
