@@ -367,13 +367,6 @@ fn short_lived_cert(
 async fn expired_signing_certificate_verifies_only_through_a_timestamp_inside_its_validity() {
     let pki = Arc::new(TsaPki::new());
     let server = TsaServer::start(pki.clone());
-    // A TSA that waits until the certificate has expired before timestamping: its genTime
-    // lies after the certificate's notAfter.
-    let p = pki.clone();
-    let late = TsaServer::with_handler(Arc::new(move |q| {
-        std::thread::sleep(Duration::from_secs(6));
-        HttpReply::ok(p.reply(q).unwrap())
-    }));
     let registry = Registry::start(RegistryConfig::default());
     let client = registry.client();
     let mut refs = Vec::new();
@@ -381,10 +374,24 @@ async fn expired_signing_certificate_verifies_only_through_a_timestamp_inside_it
         let d = push_test_image(&client, &registry.host, &format!("app/{name}"), "v1").await;
         refs.push(format!("{}/app/{name}@{}", registry.host, d.digest));
     }
+    // The certificate lives 6 s (long enough to sign twice on a loaded machine, short
+    // enough to wait for). rcgen writes whole seconds.
+    let not_after = time::OffsetDateTime::now_utc() + time::Duration::seconds(6);
+    let not_after = not_after.replace_nanosecond(0).unwrap();
+    // A TSA that waits until the certificate has expired before timestamping: its genTime
+    // lies after the certificate's notAfter (and the wait stays below the client's 10 s
+    // timeout).
+    let p = pki.clone();
+    let late = TsaServer::with_handler(Arc::new(move |q| {
+        let wait = not_after + time::Duration::milliseconds(1200) - time::OffsetDateTime::now_utc();
+        if wait.is_positive() {
+            std::thread::sleep(Duration::from_millis(wait.whole_milliseconds() as u64));
+        }
+        HttpReply::ok(p.reply(q).unwrap())
+    }));
     let dir = tempfile::tempdir().unwrap();
     let root = pki.path("root.pem").display().to_string();
 
-    let not_after = time::OffsetDateTime::now_utc() + time::Duration::seconds(4);
     let (key, cert) = short_lived_cert(dir.path(), not_after);
     let late_args = ts_args(&late, &root);
     let late_sign = {
