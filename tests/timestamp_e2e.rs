@@ -893,6 +893,28 @@ async fn timestamping_failures_fail_signing_clearly() {
         }
         assert!(!error.contains('\n'), "one line: {error}");
     }
+    // A genuine TSA whose chain does not lead to the configured root: the token is
+    // validated before it is embedded, so signing fails.
+    let good = TsaServer::start(pki.clone());
+    let other_root = key.root.display().to_string();
+    let (out, report) = sign(
+        &[&reference],
+        &key.key,
+        &key.chain,
+        &[
+            "--timestamp-url",
+            &good.url,
+            "--timestamp-root-cert",
+            &other_root,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", e2e::text(&out));
+    let error = report["failures"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("TSA"), "{error}");
+    assert!(
+        error.contains("root") || error.contains("authority") || error.contains("chain"),
+        "{error}"
+    );
     // Nothing was pushed by any failed run.
     let out = e2e::run(e2e::bin().args(["list", &reference, "--output", "json"]));
     assert!(out.status.success(), "{}", e2e::text(&out));
