@@ -2,6 +2,11 @@
 """Independent check of a Notary signature envelope (JWS or COSE).
 
 usage: verify_envelope.py jws|cose ENVELOPE_FILE
+       verify_envelope.py ENVELOPE_FILE MEDIA_TYPE [EXPECTED_TARGET_JSON]
+
+MEDIA_TYPE is the layer media type (application/jose+json or application/cose).
+EXPECTED_TARGET_JSON, when given, is a JSON object whose members must equal those of the
+payload's targetArtifact (e.g. {"mediaType": ..., "digest": ..., "size": ...}).
 
 Verifies the signature with jwcrypto (JWS) or pycose (COSE), keys from `cryptography`,
 against the leaf of the envelope's own chain, and asserts the Notary envelope rules the
@@ -240,14 +245,28 @@ def verify_cose(raw):
     return summary(alg, signing_time, expiry, chain, agent, token, payload)
 
 
+MEDIA_TYPES = {"application/jose+json": "jws", "application/cose": "cose"}
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("jws", "cose"):
+    args = sys.argv[1:]
+    expected = None
+    if len(args) == 2 and args[0] in ("jws", "cose"):
+        kind, path = args
+    elif len(args) in (2, 3) and args[1] in MEDIA_TYPES:
+        path, kind = args[0], MEDIA_TYPES[args[1]]
+        expected = json.loads(args[2]) if len(args) == 3 else None
+    else:
         print(__doc__, file=sys.stderr)
         return 2
-    with open(sys.argv[2], "rb") as f:
+    with open(path, "rb") as f:
         raw = f.read()
     try:
-        result = verify_jws(raw) if sys.argv[1] == "jws" else verify_cose(raw)
+        result = verify_jws(raw) if kind == "jws" else verify_cose(raw)
+        if expected is not None:
+            target = json.loads(result["payload"])["targetArtifact"]
+            for key, value in expected.items():
+                require(target.get(key) == value, f"targetArtifact.{key} is {target.get(key)!r}, expected {value!r}")
     except Exception as e:  # every failure, ours or a library's, is a verdict
         print(f"envelope rejected: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
