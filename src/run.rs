@@ -492,6 +492,12 @@ pub fn print_verify_results(results: &[ArtifactVerification], output: OutputForm
                         r.error.as_deref().unwrap_or("verification failed")
                     );
                 }
+                if let Some(ts) = r.signature.as_ref().and_then(|s| s.timestamp.as_ref()) {
+                    println!(
+                        "  timestamped {} by {:?} (range {} to {})",
+                        ts.gen_time, ts.tsa_subject, ts.range_start, ts.range_end
+                    );
+                }
                 for w in &r.warnings {
                     eprintln!("warning: {}: {w}", r.reference);
                 }
