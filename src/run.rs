@@ -559,7 +559,11 @@ fn print_inspect(report: &InspectReport, details: bool) {
         field("signing agent", &s.signing_agent);
         println!(
             "    timestamped: {}",
-            if s.timestamped { "yes" } else { "no" }
+            if s.timestamped == Some(true) {
+                "yes"
+            } else {
+                "no"
+            }
         );
         for (k, v) in &s.user_metadata {
             println!("    user metadata: {k}={v}");
