@@ -437,6 +437,51 @@ fn timestamped_signature_fails_strict_on_expiry() {
     assert_eq!(check(sig, "integrity")["status"], "passed");
     assert_eq!(check(sig, "authenticity")["status"], "passed");
     assert_eq!(check(sig, "expiry")["status"], "failed");
+
+    // permissive, no tsa store: the leaf is judged at the time of verification, when it has
+    // expired; both failures are logged.
+    let run = verify_layout(&dir, ":v1", &policy("permissive_trustpolicy"), store.path());
+    assert_verified(&run);
+    let w = warnings(run.result(0));
+    assert!(
+        w.iter().any(|w| w.contains("expiry validation failed")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|w| w.contains("authenticTimestamp") && w.contains("2025-01-22T08:36:26Z")),
+        "{w:?}"
+    );
+    // With a tsa store that lacks the Microsoft root the token cannot be trusted: the
+    // timestamp is what fails, and the report says which root is missing.
+    let tsa_store = trust_store(&[
+        ("ca", "e2e", &leaf),
+        (
+            "tsa",
+            "ms",
+            &fixtures().join("timestamp/GlobalSignRootCA.crt"),
+        ),
+    ]);
+    let tsa_policy = certs.path().join("tsa-policy.json");
+    std::fs::write(
+        &tsa_policy,
+        json!({"version": "1.0", "trustPolicies": [{
+            "name": "ts", "registryScopes": ["*"],
+            "signatureVerification": {"level": "permissive"},
+            "trustStores": ["ca:e2e", "tsa:ms"], "trustedIdentities": ["*"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let run = verify_layout(&dir, ":v1", &tsa_policy, tsa_store.path());
+    assert_verified(&run);
+    let ts = check(&run.result(0)["signature"], "authenticTimestamp");
+    assert_eq!(ts["status"], "failed");
+    let detail = ts["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("timestamp countersignature")
+            && detail.contains("Microsoft Identity Verification Root Certificate Authority 2020"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -499,6 +544,29 @@ fn invalid_trust_policies_are_configuration_errors() {
     );
     assert_eq!(run.code, 2, "{}", run.describe());
     assert!(run.stderr.contains("--scope"), "{}", run.describe());
+    // A scope that is not host[:port]/repository cannot name a policy statement: a usage
+    // error, not a silent fall-through to "*".
+    let run = verify(
+        &[format!("{}:v1", layout("e2e-valid-signature").display())],
+        &policy("trustpolicy"),
+        store.path(),
+        &["--oci-layout", "--scope", "not a scope"],
+    );
+    assert_eq!(run.code, 2, "{}", run.describe());
+    assert!(run.stderr.contains("invalid --scope"), "{}", run.describe());
+    // --scope with a registry reference would be ignored: refused instead.
+    let run = verify(
+        &[format!("127.0.0.1:1/app@{SUBJECT}")],
+        &policy("trustpolicy"),
+        store.path(),
+        &["--scope", LAYOUT_SCOPE],
+    );
+    assert_eq!(run.code, 2, "{}", run.describe());
+    assert!(
+        run.stderr.contains("only with --oci-layout"),
+        "{}",
+        run.describe()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -566,10 +634,16 @@ fn derived_jws_envelopes() {
     assert_verified(&run);
     assert_eq!(run.result(0)["signature"]["signer-subject"], E2E_SUBJECT);
     for (name, fragment) in [
-        ("jws-tampered-payload", ""),
-        ("jws-missing-crit", "crit"),
-        ("jws-expiry-not-crit", "critical"),
-        ("jws-alg-mismatch", "PS384"),
+        (
+            "jws-tampered-payload",
+            "the signature does not match the signed content",
+        ),
+        ("jws-missing-crit", "missing or empty \"crit\""),
+        ("jws-expiry-not-crit", "must be marked critical"),
+        (
+            "jws-alg-mismatch",
+            "PS384 does not match the leaf certificate's key, which requires PS256",
+        ),
         // The spec: unknown critical attributes MUST fail (notation-go accepts this one).
         ("jws-unknown-crit", "com.example.mustUnderstand"),
     ] {
@@ -963,6 +1037,56 @@ async fn registry_failures_tamper_identity_expiry_and_extra_signers() {
         &run,
         &["integrity validation failed", "content descriptor mismatch"],
     );
+
+    // By tag: verified, with a warning to pin the digest.
+    let run = verify(&[format!("{host}/rt/tamper:a")], &strict, store.path(), &[]);
+    assert_verified(&run);
+    assert_eq!(run.result(0)["digest"], a.digest.as_str());
+    assert!(warnings(run.result(0))
+        .iter()
+        .any(|w| w.contains("tag resolved to")));
+    // Unsigned: fails, saying so.
+    let n = push_test_image(&client, &host, "rt/unsigned", "v1").await;
+    let run = verify(
+        &[format!("{host}/rt/unsigned@{}", n.digest)],
+        &strict,
+        store.path(),
+        &[],
+    );
+    assert_failed(&run, &["no signature is associated"]);
+
+    // Scope selection: the statement naming the repository wins over "*", which here
+    // trusts nobody; a policy without "*" leaves other repositories without a policy.
+    let scoped = dir.path().join("scoped.json");
+    std::fs::write(
+        &scoped,
+        json!({"version": "1.0", "trustPolicies": [
+            {"name": "exact", "registryScopes": [format!("{host}/rt/tamper")],
+             "signatureVerification": {"level": "strict"},
+             "trustStores": ["ca:rt"], "trustedIdentities": ["*"]},
+            {"name": "others", "registryScopes": [format!("{host}/rt/unsigned")],
+             "signatureVerification": {"level": "skip"}},
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let run = verify(
+        &[
+            ref_a.clone(),
+            format!("{host}/rt/unsigned@{}", n.digest),
+            format!("{host}/rt/nowhere@{}", n.digest),
+        ],
+        &scoped,
+        store.path(),
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.describe());
+    assert_eq!(run.result(0)["verified"], true);
+    assert_eq!(run.result(0)["policy"], "exact");
+    assert_eq!(run.result(1)["verified"], true);
+    assert_eq!(run.result(1)["policy"], "others");
+    assert_eq!(run.result(2)["verified"], false);
+    assert!(error_of(run.result(2)).contains("no applicable trust policy"));
 
     // Wrong identity: the certificate is trusted but its subject is not the one required.
     let picky = write_policy(
@@ -1383,4 +1507,79 @@ fn table_rows(markdown: &str) -> Vec<String> {
         .skip(2)
         .map(String::from)
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trust cannot be borrowed: certificates spliced into the (unsigned) JWS x5c header.
+
+/// Sign a copy of the vectors' layout with `key` (JWS) and return the envelope bytes.
+fn sign_vector_subject(dir: &Path, key: &support::TestKey) -> Vec<u8> {
+    let copy = dir.join(format!("signed-{}", support::random_hex(4)));
+    support::copy_dir(&layout("e2e-valid-signature"), &copy);
+    let target = format!("{}@{SUBJECT}", copy.display());
+    let out = bin()
+        .args(["sign", "--oci-layout", &target, "--key"])
+        .arg(&key.key)
+        .arg("--cert")
+        .arg(&key.chain)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sig = report["signatures"][0]["signature-digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no signature digest in {report}"))
+        .to_string();
+    let manifest: Value = serde_json::from_slice(&blob(&copy, &sig)).unwrap();
+    blob(&copy, manifest["layers"][0]["digest"].as_str().unwrap())
+}
+
+fn pem_to_der(path: &Path) -> Vec<u8> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let b64: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap()
+}
+
+#[test]
+fn spliced_trusted_certificates_do_not_make_a_stranger_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = make_named_test_key(dir.path(), "stranger", KeySpec::EcP256);
+    let trusted_leaf = make_named_test_key(dir.path(), "trusted", KeySpec::EcP256);
+    let trusted_ca = support::make_test_chain(dir.path(), "acme", KeySpec::EcP256);
+    let envelope = sign_vector_subject(dir.path(), &stranger);
+    let strict = write_policy(dir.path(), "strict", "rt", &["*"]);
+    let store = trust_store(&[
+        ("ca", "rt", &trusted_leaf.cert),
+        ("ca", "rt", &trusted_ca.root),
+    ]);
+    // Control: the untouched envelope is well-formed and simply untrusted.
+    let control = layout_with_signature(&envelope, "application/jose+json");
+    let run = verify_layout(control.path(), ":v1", &strict, store.path());
+    assert_failed(&run, &["authenticity validation failed"]);
+    let b64 = |der: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(der);
+    for spliced in [&trusted_leaf.cert, &trusted_ca.root] {
+        let mut jws: Value = serde_json::from_slice(&envelope).unwrap();
+        jws["header"]["x5c"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(b64(pem_to_der(spliced))));
+        let forged = serde_json::to_vec(&jws).unwrap();
+        let dir = layout_with_signature(&forged, "application/jose+json");
+        let run = verify_layout(dir.path(), ":v1", &strict, store.path());
+        assert_failed(&run, &["integrity validation failed"]);
+        let sig = &run.result(0)["failed-signatures"][0];
+        assert_eq!(check(sig, "integrity")["status"], "failed");
+    }
 }
