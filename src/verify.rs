@@ -161,6 +161,9 @@ impl ArtifactVerification {
     }
 }
 
+/// Decides whether a leaf certificate subject is a trusted identity.
+pub type IdentityMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// A trust policy statement resolved for one artifact, with its stores loaded.
 #[derive(Clone)]
 pub struct EffectivePolicy {
@@ -176,7 +179,7 @@ pub struct EffectivePolicy {
     /// Whether the policy names any `tsa:` store.
     pub has_tsa_store: bool,
     /// Matcher for the leaf subject; `None` means `*`.
-    pub identity_matcher: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    pub identity_matcher: Option<IdentityMatcher>,
     /// Human text of the trusted identities, for error messages.
     pub trusted_identities: Vec<String>,
 }
@@ -194,7 +197,7 @@ impl EffectivePolicy {
             .collect();
         let matcher = statement
             .leaf_subject_matcher()
-            .map(|m| Arc::new(m) as Arc<dyn Fn(&str) -> bool + Send + Sync>);
+            .map(|m| Arc::new(m) as IdentityMatcher);
         Ok(EffectivePolicy {
             name: statement.name.clone(),
             level: statement.level().as_str().to_string(),

@@ -1504,7 +1504,7 @@ fn empty_missing_and_badly_named_stores() {
         .certificates(StoreType::Ca, "empty-file")
         .unwrap_err();
     assert!(
-        matches!(&err, TrustStoreError::BadCertificateFile { reason, .. } if reason.contains("no certificates")),
+        matches!(&err, TrustStoreError::BadCertificateFile { reason, .. } if reason.contains("no certificate found")),
         "{err}"
     );
 
@@ -1620,7 +1620,7 @@ fn tsa_stores_need_self_signed_ca_roots() {
     );
 
     for (file, fragment) in [
-        ("inter.crt", "not self-signed"),
+        ("inter.crt", "not self-issued and self-signed"),
         ("selfleaf.crt", "basicConstraints cA is not set"),
         ("nosign-ca.crt", "keyCertSign"),
         ("leaf.crt", "is not a CA certificate or self-signed"),
@@ -1770,4 +1770,27 @@ print(json.dumps(out))
         got.sort();
         assert_eq!(got, want, "{text}");
     }
+}
+
+/// The subject string the verifier matches (`x509::Certificate::subject`, Go's
+/// `pkix.Name.String()` form) against the identity of the upstream policy.
+#[test]
+fn e2e_certificate_subject_from_the_x509_module_matches_the_identity() {
+    let pem = fs::read(vector("e2e-certs/e2e.crt")).unwrap();
+    let certs = sign_action::x509::parse_certificates(&pem, "e2e.crt").unwrap();
+    let subject = certs[0].subject();
+    assert_eq!(
+        subject,
+        openssl_subject(&vector("e2e-certs/e2e.crt"), "PEM")
+    );
+    let doc = load_vector("trustpolicies/valid_trusted_identity_trustpolicy.json").unwrap();
+    assert!(doc.statements[0].accepts_leaf_subject(&subject));
+    let mock = load_vector("derived/mock-trustpolicy.oci.json").unwrap();
+    assert!(!mock.statements[0].accepts_leaf_subject(&subject));
+    let root = fs::read(vector(
+        "envelopes-mock/truststore/x509/ca/valid-trust-store/NotationTestRoot.pem",
+    ))
+    .unwrap();
+    let root = sign_action::x509::parse_certificates(&root, "root").unwrap();
+    assert!(mock.statements[0].accepts_leaf_subject(&root[0].subject()));
 }

@@ -46,7 +46,11 @@ fn stdout(o: &Output) -> String {
 /// Verify the envelope with the independent Python implementation and check that it signs
 /// exactly the expected target descriptor.
 fn python_verify(envelope: &Path, media_type: &str, expected: &Value) {
-    let format = if media_type == "application/cose" { "cose" } else { "jws" };
+    let format = if media_type == "application/cose" {
+        "cose"
+    } else {
+        "jws"
+    };
     let out = Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/verify_envelope.py"))
         .arg(format)
@@ -570,7 +574,11 @@ async fn bad_inputs_fail_with_one_line_and_push_nothing() {
     });
     let locked_subject = push_test_image(&locked.client(), &locked.host, "bad/app", "v1").await;
     let locked_ref = format!("{}/bad/app@{}", locked.host, locked_subject.digest);
-    assert_fails(&sign(&good.key, &good.chain, &locked_ref), 1, "401");
+    assert_fails(
+        &sign(&good.key, &good.chain, &locked_ref),
+        1,
+        "refused our credentials",
+    );
 }
 
 fn make_named_test_key_rsa(dir: &Path) -> PathBuf {

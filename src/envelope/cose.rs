@@ -42,6 +42,7 @@ pub async fn sign(
     signer: &dyn Signer,
     timestamper: Option<&dyn Timestamper>,
 ) -> Result<Vec<u8>, EnvelopeError> {
+    super::check_options(options)?;
     let (algorithm, leaf_spki) = super::signer_algorithm(signer)?;
     let mut message = unsigned_message(algorithm, options, &[])?;
     let to_be_signed = message.tbs_data(&[]);

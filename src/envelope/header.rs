@@ -176,13 +176,16 @@ pub(super) fn rfc3339(t: SystemTime) -> String {
 }
 
 /// Whole-second RFC 3339 for writing; refuses times RFC 3339 cannot express.
-pub(super) fn rfc3339_for_header(t: SystemTime) -> Result<String, EnvelopeError> {
+pub(super) fn rfc3339_for_header(
+    format: &'static str,
+    t: SystemTime,
+) -> Result<String, EnvelopeError> {
     OffsetDateTime::from_unix_timestamp(unix_seconds(t))
         .ok()
         .filter(|dt| (0..=9999).contains(&dt.year()))
         .and_then(|dt| dt.format(&Rfc3339).ok())
         .ok_or_else(|| EnvelopeError::Header {
-            format: "signature",
+            format,
             reason: "time outside the years 0000–9999 cannot be written as RFC 3339".into(),
         })
 }

@@ -59,6 +59,7 @@ pub async fn sign(
     signer: &dyn Signer,
     timestamper: Option<&dyn Timestamper>,
 ) -> Result<Vec<u8>, EnvelopeError> {
+    super::check_options(options)?;
     let (algorithm, leaf_spki) = super::signer_algorithm(signer)?;
     let protected = protected_header(algorithm, options, &[])?;
     let protected_b64 = URL_SAFE_NO_PAD.encode(protected);
@@ -101,7 +102,7 @@ fn protected_header(
     map.insert(HDR_SIGNING_SCHEME, "notary.x509".into());
     map.insert(
         HDR_SIGNING_TIME,
-        header::rfc3339_for_header(options.signing_time)?.into(),
+        header::rfc3339_for_header(FORMAT, options.signing_time)?.into(),
     );
     for attribute in extended {
         if map.contains_key(attribute.name.as_str())
@@ -122,7 +123,10 @@ fn protected_header(
         }
     }
     if let Some(expiry) = options.expiry {
-        map.insert(HDR_EXPIRY, header::rfc3339_for_header(expiry)?.into());
+        map.insert(
+            HDR_EXPIRY,
+            header::rfc3339_for_header(FORMAT, expiry)?.into(),
+        );
         crit.push(HDR_EXPIRY.into());
     }
     map.insert("crit", Value::Array(crit));

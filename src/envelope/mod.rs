@@ -254,6 +254,21 @@ fn check_size(format: &'static str, bytes: &[u8]) -> Result<(), EnvelopeError> {
     Ok(())
 }
 
+/// Refuse to sign what our own parser would reject: a payload that is not a Notary
+/// payload, or an expiry not after the signing time (both compared in whole seconds).
+fn check_options(options: &SignOptions) -> Result<(), EnvelopeError> {
+    Payload::parse(&options.payload)?;
+    if let Some(expiry) = options.expiry {
+        if header::unix_seconds(expiry) <= header::unix_seconds(options.signing_time) {
+            return Err(EnvelopeError::Header {
+                format: "signature",
+                reason: "the expiry must be at least one second after the signing time".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The signer's algorithm, after checking that its key type is the one the leaf
 /// certificate requires (the chain the envelope will carry must verify the signature).
 fn signer_algorithm(signer: &dyn Signer) -> Result<(SignatureAlgorithm, Vec<u8>), EnvelopeError> {

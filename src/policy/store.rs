@@ -5,18 +5,15 @@
 //! certificate) or concatenated DER. Symlinks and sub-directories are errors, as in
 //! notation. `ca` and `signingAuthority` entries must be CA certificates (basicConstraints
 //! cA) or self-signed; `tsa` entries must be self-issued, self-signed CA roots.
-//!
-//! The self-signature check is a few lines on `aws-lc-rs` here because the store needs only
-//! "does this certificate verify under its own key", not the Notary chain rules.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use der::{Decode, Encode, Reader};
-use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
+use der::Decode;
+use x509_cert::ext::pkix::KeyUsage;
 
 use super::{read_regular_file, ReadFileError};
-use crate::x509::Certificate;
+use crate::x509::{self, Certificate};
 
 /// Largest certificate file read from a store.
 pub const MAX_CERT_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -286,20 +283,21 @@ impl TrustStore {
                 }
                 Err(ReadFileError::Io(e)) => return Err(io(e)),
             };
-            let certs =
-                read_certificates(&data).map_err(|reason| TrustStoreError::BadCertificateFile {
+            let certs = x509::parse_certificates(&data, &file).map_err(|e| {
+                TrustStoreError::BadCertificateFile {
                     store_type,
                     name: name.to_string(),
                     file: file.clone(),
-                    reason,
-                })?;
+                    reason: e.to_string(),
+                }
+            })?;
             for cert in &certs {
                 check_store_entry(store_type, cert).map_err(|reason| {
                     TrustStoreError::InvalidCertificate {
                         store_type,
                         name: name.to_string(),
                         file: file.clone(),
-                        subject: cert_subject(cert),
+                        subject: cert.subject(),
                         reason,
                     }
                 })?;
@@ -317,62 +315,11 @@ impl TrustStore {
     }
 }
 
-/// Certificates in a file: every PEM block (each must be a certificate), or, when the data
-/// holds no PEM, concatenated DER. A file without any certificate is an error.
-fn read_certificates(data: &[u8]) -> Result<Vec<Certificate>, String> {
-    let mut certs = Vec::new();
-    if data.windows(11).any(|w| w == b"-----BEGIN ") {
-        let mut reader = std::io::BufReader::new(data);
-        loop {
-            match rustls_pki_types::pem::from_buf(&mut reader) {
-                Ok(Some((rustls_pki_types::pem::SectionKind::Certificate, der))) => {
-                    certs.push(
-                        Certificate::from_der(&der)
-                            .map_err(|e| format!("PEM certificate #{}: {e}", certs.len() + 1))?,
-                    );
-                }
-                Ok(Some((kind, _))) => {
-                    // Only the label is reported: the block may be a private key.
-                    return Err(format!(
-                        "PEM block {} is a {kind:?}, not a certificate",
-                        certs.len() + 1
-                    ));
-                }
-                Ok(None) => break,
-                Err(e) => return Err(format!("malformed PEM: {e}")),
-            }
-        }
-    } else {
-        let mut rest = data;
-        while !rest.is_empty() {
-            let mut reader = der::SliceReader::new(rest).map_err(|e| e.to_string())?;
-            x509_cert::Certificate::decode(&mut reader)
-                .map_err(|e| format!("DER certificate #{}: {e}", certs.len() + 1))?;
-            let used: usize = reader
-                .position()
-                .try_into()
-                .map_err(|_| "DER length overflow".to_string())?;
-            certs.push(
-                Certificate::from_der(&rest[..used])
-                    .map_err(|e| format!("DER certificate #{}: {e}", certs.len() + 1))?,
-            );
-            rest = &rest[used..];
-        }
-    }
-    if certs.is_empty() {
-        return Err("no certificates found".into());
-    }
-    Ok(certs)
-}
-
-fn cert_subject(cert: &Certificate) -> String {
-    cert.parsed().tbs_certificate.subject.to_string()
-}
-
 /// The notation rules for what may sit in a store of `store_type`.
 fn check_store_entry(store_type: StoreType, cert: &Certificate) -> Result<(), String> {
-    let ca = basic_constraints_ca(cert)?;
-    if !ca && !verifies_under_own_key(cert) {
+    let ca = x509::is_ca(cert);
+    let self_signed = x509::is_self_signed(cert);
+    if !ca && !self_signed {
         return Err("is not a CA certificate or self-signed signing certificate".into());
     }
     if store_type == StoreType::Tsa {
@@ -389,11 +336,10 @@ fn check_store_entry(store_type: StoreType, cert: &Certificate) -> Result<(), St
                 return Err("is not a root CA certificate: keyUsage lacks keyCertSign".into());
             }
         }
-        if !verifies_under_own_key(cert) {
-            return Err("is not a root CA certificate: it is not self-signed".into());
-        }
-        if !cert.is_self_issued() {
-            return Err("is not a root CA certificate: issuer and subject are not the same".into());
+        if !self_signed {
+            return Err(
+                "is not a root CA certificate: it is not self-issued and self-signed".into(),
+            );
         }
     }
     Ok(())
@@ -414,104 +360,12 @@ fn extension(cert: &Certificate, oid: der::asn1::ObjectIdentifier) -> Option<&[u
         .map(|e| e.extn_value.as_bytes())
 }
 
-/// basicConstraints present with cA = true.
-fn basic_constraints_ca(cert: &Certificate) -> Result<bool, String> {
-    match extension(cert, OID_BASIC_CONSTRAINTS) {
-        None => Ok(false),
-        Some(v) => BasicConstraints::from_der(v)
-            .map(|bc| bc.ca)
-            .map_err(|e| format!("has a malformed basicConstraints extension: {e}")),
-    }
-}
-
 fn key_usage(cert: &Certificate) -> Result<Option<KeyUsage>, String> {
     extension(cert, OID_KEY_USAGE)
         .map(|v| {
             KeyUsage::from_der(v).map_err(|e| format!("has a malformed keyUsage extension: {e}"))
         })
         .transpose()
-}
-
-/// The certificate's signature verifies under its own public key (SHA-1 refused).
-fn verifies_under_own_key(cert: &Certificate) -> bool {
-    use aws_lc_rs::signature as sig;
-    let parsed = cert.parsed();
-    let Ok(tbs) = parsed.tbs_certificate.to_der() else {
-        return false;
-    };
-    let Some(signature) = parsed.signature.as_bytes() else {
-        return false;
-    };
-    let spki = &parsed.tbs_certificate.subject_public_key_info;
-    let Some(key) = spki.subject_public_key.as_bytes() else {
-        return false;
-    };
-    let alg_oid = parsed.signature_algorithm.oid.to_string();
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok())
-        .map(|o| o.to_string());
-    let ecdsa = |hash: usize| -> Option<&'static dyn sig::VerificationAlgorithm> {
-        Some(match (curve.as_deref()?, hash) {
-            ("1.2.840.10045.3.1.7", 256) => &sig::ECDSA_P256_SHA256_ASN1,
-            ("1.2.840.10045.3.1.7", 384) => &sig::ECDSA_P256_SHA384_ASN1,
-            ("1.2.840.10045.3.1.7", 512) => &sig::ECDSA_P256_SHA512_ASN1,
-            ("1.3.132.0.34", 256) => &sig::ECDSA_P384_SHA256_ASN1,
-            ("1.3.132.0.34", 384) => &sig::ECDSA_P384_SHA384_ASN1,
-            ("1.3.132.0.34", 512) => &sig::ECDSA_P384_SHA512_ASN1,
-            ("1.3.132.0.35", 256) => &sig::ECDSA_P521_SHA256_ASN1,
-            ("1.3.132.0.35", 384) => &sig::ECDSA_P521_SHA384_ASN1,
-            ("1.3.132.0.35", 512) => &sig::ECDSA_P521_SHA512_ASN1,
-            _ => return None,
-        })
-    };
-    let algorithm: Option<&'static dyn sig::VerificationAlgorithm> = match alg_oid.as_str() {
-        "1.2.840.113549.1.1.11" => Some(&sig::RSA_PKCS1_2048_8192_SHA256),
-        "1.2.840.113549.1.1.12" => Some(&sig::RSA_PKCS1_2048_8192_SHA384),
-        "1.2.840.113549.1.1.13" => Some(&sig::RSA_PKCS1_2048_8192_SHA512),
-        "1.2.840.113549.1.1.10" => match pss_hash(parsed.signature_algorithm.parameters.as_ref()) {
-            Some(256) => Some(&sig::RSA_PSS_2048_8192_SHA256),
-            Some(384) => Some(&sig::RSA_PSS_2048_8192_SHA384),
-            Some(512) => Some(&sig::RSA_PSS_2048_8192_SHA512),
-            _ => None,
-        },
-        "1.2.840.10045.4.3.2" => ecdsa(256),
-        "1.2.840.10045.4.3.3" => ecdsa(384),
-        "1.2.840.10045.4.3.4" => ecdsa(512),
-        _ => None,
-    };
-    match algorithm {
-        Some(alg) => sig::UnparsedPublicKey::new(alg, key)
-            .verify(&tbs, signature)
-            .is_ok(),
-        None => false,
-    }
-}
-
-/// RSASSA-PSS-params, only as far as needed to pick the hash.
-#[derive(der::Sequence)]
-struct PssParams {
-    #[asn1(context_specific = "0", optional = "true")]
-    hash: Option<spki::AlgorithmIdentifierOwned>,
-    #[asn1(context_specific = "1", optional = "true")]
-    mask_gen: Option<der::Any>,
-    #[asn1(context_specific = "2", optional = "true")]
-    salt_length: Option<u32>,
-    #[asn1(context_specific = "3", optional = "true")]
-    trailer: Option<u32>,
-}
-
-fn pss_hash(params: Option<&der::Any>) -> Option<usize> {
-    let params: PssParams = params?.decode_as().ok()?;
-    // An absent hash means SHA-1, which is refused.
-    match params.hash?.oid.to_string().as_str() {
-        "2.16.840.1.101.3.4.2.1" => Some(256),
-        "2.16.840.1.101.3.4.2.2" => Some(384),
-        "2.16.840.1.101.3.4.2.3" => Some(512),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
