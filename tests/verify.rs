@@ -1088,6 +1088,40 @@ async fn registry_failures_tamper_identity_expiry_and_extra_signers() {
     assert_eq!(run.result(2)["verified"], false);
     assert!(error_of(run.result(2)).contains("no applicable trust policy"));
 
+    // A policy with a tsa store requires a timestamp; this signature has none (README §6
+    // withoutTimestamp): strict fails the authentic-timestamp check.
+    let tsa_store = trust_store(&[
+        ("ca", "rt", &key.cert),
+        (
+            "tsa",
+            "ts",
+            &fixtures().join("timestamp/GlobalSignRootCA.crt"),
+        ),
+    ]);
+    let tsa_policy = dir.path().join("tsa.json");
+    std::fs::write(
+        &tsa_policy,
+        json!({"version": "1.0", "trustPolicies": [{
+            "name": "tsa", "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict"},
+            "trustStores": ["ca:rt", "tsa:ts"], "trustedIdentities": ["*"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let run = verify(
+        std::slice::from_ref(&ref_a),
+        &tsa_policy,
+        tsa_store.path(),
+        &[],
+    );
+    assert_failed(
+        &run,
+        &[
+            "authenticTimestamp validation failed",
+            "no timestamp countersignature was found in the signature envelope",
+        ],
+    );
+
     // Wrong identity: the certificate is trusted but its subject is not the one required.
     let picky = write_policy(
         dir.path(),
@@ -1444,6 +1478,22 @@ fn action_verify_writes_outputs_and_summary() {
     assert!(rows[0].contains("✓ verified"), "{summary}");
     assert!(rows[1].contains("✗ failed"), "{summary}");
     assert!(run.stdout.contains("::error"), "{}", run.describe());
+
+    // A malformed input is a configuration error: exit 2, nothing verified.
+    let out = Command::new(env!("CARGO_BIN_EXE_sign-action"))
+        .env_clear()
+        .env("INPUT_IMAGES", &valid)
+        .env("INPUT_TRUST-POLICY", &inline_policy)
+        .env("INPUT_TRUST-STORE", store.path())
+        .env("INPUT_OCI-LAYOUT", "true")
+        .env("INPUT_SCOPE", LAYOUT_SCOPE)
+        .env("INPUT_MAX-SIGNATURES", "many")
+        .args(["action", "verify"])
+        .output()
+        .unwrap();
+    let run = Run::of(out);
+    assert_eq!(run.code, 2, "{}", run.describe());
+    assert!(run.stdout.contains("max-signatures"), "{}", run.describe());
 }
 
 /// Add a small unsigned image manifest tagged `tag` to a layout.
