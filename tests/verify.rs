@@ -251,6 +251,18 @@ fn store_without_the_signer_fails_authenticity_except_in_audit() {
         assert_eq!(check(sig, "authenticity")["status"], "failed");
         assert_eq!(check(sig, "authenticity")["enforcement"], "enforced");
     }
+    // override_strict logs authenticity: passes, the failure reported as logged.
+    let run = verify_layout(
+        &layout("e2e-valid-signature"),
+        ":v1",
+        &policy("override_strict_trustpolicy"),
+        store.path(),
+    );
+    assert_verified(&run);
+    assert_eq!(
+        check(&run.result(0)["signature"], "authenticity")["enforcement"],
+        "logged"
+    );
     let run = verify_layout(
         &layout("e2e-valid-signature"),
         ":v1",
@@ -390,7 +402,18 @@ fn multiple_signatures_first_passing_wins_and_both_are_listed() {
     let list = Run::of(out);
     assert_eq!(list.code, 0, "{}", list.describe());
     assert_eq!(list.json["signatures"].as_array().unwrap().len(), 2);
-    // With only testcert11's signature trusted nothing … so: trusting nobody fails both.
+    // inspect stops at --max-signatures and says more exist.
+    let out = bin()
+        .args(["inspect", "--oci-layout"])
+        .arg(format!("{}:v1", dir.display()))
+        .args(["--max-signatures", "1", "--output", "json"])
+        .output()
+        .unwrap();
+    let inspect = Run::of(out);
+    assert_eq!(inspect.code, 0, "{}", inspect.describe());
+    assert_eq!(inspect.json["signatures"].as_array().unwrap().len(), 1);
+    assert_eq!(inspect.json["truncated"], true);
+    // Trusting neither signer fails both.
     let other = trust_store(&[("ca", "e2e", &vector("e2e-certs/expired_e2e.crt"))]);
     let run = verify_layout(&dir, ":v1", &policy("trustpolicy"), other.path());
     assert_failed(&run, &["none of the 2 signatures verified"]);
@@ -535,6 +558,19 @@ fn invalid_trust_policies_are_configuration_errors() {
         empty.path(),
     );
     assert_eq!(run.code, 2, "{}", run.describe());
+    // A policy file that is missing or not JSON.
+    let bad = tempfile::tempdir().unwrap();
+    let not_json = bad.path().join("trustpolicy.json");
+    std::fs::write(&not_json, "{\"version\": \"1.0\", ").unwrap();
+    for p in [bad.path().join("missing.json"), not_json] {
+        let run = verify_layout(&layout("e2e-valid-signature"), ":v1", &p, store.path());
+        assert_eq!(run.code, 2, "{}", run.describe());
+        assert!(
+            run.stderr.contains("invalid trust policy"),
+            "{}",
+            run.describe()
+        );
+    }
     // And --oci-layout without --scope.
     let run = verify(
         &[format!("{}:v1", layout("e2e-valid-signature").display())],
@@ -1210,6 +1246,25 @@ async fn registry_failures_tamper_identity_expiry_and_extra_signers() {
         &["-m", "stage=release"],
     );
     assert_failed(&run, &["stage", "does not carry"]);
+    // A second signature carrying other metadata: the one that matches wins, whichever
+    // order they are listed in.
+    sign(std::slice::from_ref(&ref_u), &key, &["-m", "purpose=prod"]);
+    for wanted in ["purpose=ci", "purpose=prod"] {
+        let run = verify(
+            std::slice::from_ref(&ref_u),
+            &strict,
+            store.path(),
+            &["-m", wanted],
+        );
+        assert_verified(&run);
+    }
+    let run = verify(
+        std::slice::from_ref(&ref_u),
+        &strict,
+        store.path(),
+        &["-m", "purpose=qa"],
+    );
+    assert_failed(&run, &["none of the 2 signatures verified", "purpose=qa"]);
 }
 
 #[tokio::test]
