@@ -848,6 +848,9 @@ mod mock {
                 failure(&r).starts_with("integrity validation failed"),
                 "{r}"
             );
+            // The vector appends "=" to the payload (notation-go: "illegal base64 data at
+            // input byte 242", the payload's length).
+            assert!(failure(&r).contains("\"payload\" is not base64url"), "{r}");
         }
     }
 
