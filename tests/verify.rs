@@ -968,6 +968,24 @@ async fn every_key_type_and_format_round_trips_over_the_registry() {
             refs.push(reference);
             expected.push(format);
         }
+        if spec == KeySpec::EcP256 {
+            // The newer manifest form (artifactType + empty config) verifies too.
+            let repo = "rt/artifact-type-form";
+            let image = push_test_image(&client, &registry.host, repo, "v1").await;
+            let reference = format!("{}/{repo}@{}", registry.host, image.digest);
+            sign(
+                std::slice::from_ref(&reference),
+                &key,
+                &[
+                    "--manifest-form",
+                    "artifact-type",
+                    "--signature-format",
+                    "cose",
+                ],
+            );
+            refs.push(reference);
+            expected.push("cose");
+        }
         certs.push(key.cert);
     }
     let entries: Vec<(&str, &str, &Path)> =
