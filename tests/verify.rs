@@ -5,6 +5,8 @@
 //! the GitHub Action mode. Only the mock envelopes, whose subject manifest cannot be produced,
 //! go through the library with an in-memory storage double.
 
+#[path = "support/pki.rs"]
+mod pki;
 mod support;
 
 use std::collections::BTreeMap;
@@ -1708,4 +1710,70 @@ fn spliced_trusted_certificates_do_not_make_a_stranger_trusted() {
         let sig = &run.result(0)["failed-signatures"][0];
         assert_eq!(check(sig, "integrity")["status"], "failed");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revocation end to end: a CA-issued chain whose CRLs are served on 127.0.0.1.
+
+#[test]
+fn revoked_or_unknown_revocation_status_fails_strict_and_is_logged_when_permissive() {
+    let pki = pki::TestPki::new_with(false, true);
+    pki.publish_crls();
+    let dir = tempfile::tempdir().unwrap();
+    let chain = dir.path().join("chain.pem");
+    let mut pem = Vec::new();
+    for f in pki.chain_files() {
+        pem.extend(std::fs::read(f).unwrap());
+    }
+    std::fs::write(&chain, pem).unwrap();
+    let key = support::TestKey {
+        key: pki.inter.path("leaf.key"),
+        cert: pki.leaf.clone(),
+        chain: chain.clone(),
+        root: pki.root.path("ca.pem"),
+    };
+    let copy = dir.path().join("layout");
+    support::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-layout"),
+        &copy,
+    );
+    sign(&[format!("{}:v1", copy.display())], &key, &["--oci-layout"]);
+    let store = trust_store(&[("ca", "rt", &key.root)]);
+    let strict = write_policy(dir.path(), "strict", "rt", &["*"]);
+    let permissive = write_policy(dir.path(), "permissive", "rt", &["*"]);
+
+    let run = verify_layout(&copy, ":v1", &strict, store.path());
+    assert_verified(&run);
+    assert_eq!(
+        check(&run.result(0)["signature"], "revocation")["status"],
+        "passed"
+    );
+    let hits = pki.crl_server.hits();
+    assert!(hits >= 2, "both CRLs fetched, {hits} requests");
+
+    // The leaf is revoked.
+    pki.inter.revoke(&pki.leaf, &[]);
+    pki.publish_crls();
+    let run = verify_layout(&copy, ":v1", &strict, store.path());
+    assert_failed(&run, &["revocation validation failed", "revoked"]);
+    let run = verify_layout(&copy, ":v1", &permissive, store.path());
+    assert_verified(&run);
+    let revocation = check(&run.result(0)["signature"], "revocation");
+    assert_eq!(revocation["status"], "failed");
+    assert_eq!(revocation["enforcement"], "logged");
+    assert!(warnings(run.result(0))
+        .iter()
+        .any(|w| w.contains("revocation") && w.contains("revoked")));
+
+    // No CRL to be had: the status is unknown, which strict treats as a failure too.
+    for f in ["root.crl", "intermediate.crl"] {
+        std::fs::remove_file(pki.crl_server.dir.join(f)).unwrap();
+    }
+    let run = verify_layout(&copy, ":v1", &strict, store.path());
+    assert_failed(&run, &["revocation validation failed"]);
+    let detail = check(&run.result(0)["failed-signatures"][0], "revocation")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(detail.contains("unknown"), "{detail}");
 }
