@@ -1530,6 +1530,8 @@ fn action_verify_writes_outputs_and_summary() {
         rows[0].contains("✓ verified") && rows[0].contains(E2E_SUBJECT),
         "{summary}"
     );
+    // Result column plus one ✓ per check (integrity … revocation).
+    assert_eq!(rows[0].matches('✓').count(), 6, "{summary}");
 
     // Two artifacts in one layout: the signed v1 and an unsigned v2 added next to it.
     let copy = dir.path().join("two");
