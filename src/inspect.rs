@@ -52,8 +52,10 @@ pub struct SignatureDetails {
     pub signing_agent: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificate_chain: Vec<CertificateDetails>,
-    /// Whether an RFC 3161 countersignature is embedded.
-    pub timestamped: bool,
+    /// Whether an RFC 3161 countersignature is embedded; `None` when the envelope was not
+    /// read (`list`), so that listing never claims a signature is untimestamped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamped: Option<bool>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub user_metadata: std::collections::BTreeMap<String, String>,
     /// Set when the signature could not be read.
@@ -96,7 +98,7 @@ pub async fn inspect(
             expiry: None,
             signing_agent: None,
             certificate_chain: Vec::new(),
-            timestamped: false,
+            timestamped: None,
             user_metadata: Default::default(),
             error: None,
         };
@@ -155,7 +157,7 @@ fn fill(entry: &mut SignatureDetails, media_type: String, env: &ParsedEnvelope) 
         .map(crate::sign::rfc3339_utc);
     entry.expiry = env.expiry.map(crate::sign::rfc3339_utc);
     entry.signing_agent = env.signing_agent.clone();
-    entry.timestamped = env.timestamp_token.is_some();
+    entry.timestamped = Some(env.timestamp_token.is_some());
     entry.certificate_chain = env
         .certificate_chain
         .iter()

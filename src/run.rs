@@ -385,6 +385,21 @@ impl VerifyRequest {
 /// Select the policy for every reference and load its stores, then verify. Errors returned
 /// here are configuration errors; per-artifact outcomes are in the results.
 pub async fn execute_verify(request: VerifyRequest) -> Result<Vec<ArtifactVerification>> {
+    // A scope picks the trust policy, so a mistyped one must not silently fall through to
+    // the "*" statement, and one given for registry references (whose scope is their
+    // repository) must not be silently ignored.
+    if let Some(scope) = &request.scope {
+        if !request.store.oci_layout {
+            anyhow::bail!(
+                "--scope applies only with --oci-layout: a registry reference's scope is its own registry/repository"
+            );
+        }
+        if !sign_action::policy::document::is_valid_registry_scope(scope) {
+            anyhow::bail!(
+                "invalid --scope {scope:?}: give a registry scope as it appears in the trust policy, host[:port]/repository (e.g. registry.example/app)"
+            );
+        }
+    }
     let (store, targets) = open_store(&request.store, &request.references)?;
     let mut policies: HashMap<String, Arc<EffectivePolicy>> = HashMap::new();
     let mut to_verify = Vec::new();
@@ -565,7 +580,11 @@ fn print_inspect(report: &InspectReport, details: bool) {
         field("signing agent", &s.signing_agent);
         println!(
             "    timestamped: {}",
-            if s.timestamped { "yes" } else { "no" }
+            if s.timestamped == Some(true) {
+                "yes"
+            } else {
+                "no"
+            }
         );
         for (k, v) in &s.user_metadata {
             println!("    user metadata: {k}={v}");
