@@ -586,6 +586,23 @@ fn print_inspect(report: &InspectReport, details: bool) {
                 "no"
             }
         );
+        if let Some(ts) = &s.timestamp {
+            match &ts.error {
+                Some(e) => println!("    timestamp: unreadable: {e}"),
+                None => {
+                    println!(
+                        "    timestamp: {} (range {} to {}) by {}",
+                        ts.gen_time.as_deref().unwrap_or("?"),
+                        ts.range_start.as_deref().unwrap_or("?"),
+                        ts.range_end.as_deref().unwrap_or("?"),
+                        ts.tsa_subject.as_deref().unwrap_or("?")
+                    );
+                    for (i, fp) in ts.tsa_certificates.iter().enumerate() {
+                        println!("      TSA certificate #{}: sha256 {fp}", i + 1);
+                    }
+                }
+            }
+        }
         for (k, v) in &s.user_metadata {
             println!("    user metadata: {k}={v}");
         }

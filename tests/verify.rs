@@ -1455,6 +1455,18 @@ fn inspect_reports_the_timestamped_signature() {
     assert_eq!(s["signing-time"], "2025-01-21T09:17:46Z");
     assert_eq!(s["expiry"], "2025-01-21T12:39:46Z");
     assert_eq!(s["timestamped"], true);
+    // The values notation's own e2e test asserts for this layout's timestamp.
+    let ts = &s["timestamp"];
+    assert_eq!(ts["range-start"], "2025-01-21T09:17:46.141Z");
+    assert_eq!(ts["range-end"], "2025-01-21T09:17:47.141Z");
+    let tsa: Vec<&str> = ts["tsa-certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(tsa.iter().any(|f| f.starts_with("36e731cf")), "{tsa:?}");
+    assert!(tsa.iter().any(|f| f.starts_with("59283806")), "{tsa:?}");
     assert_eq!(s["user-metadata"]["purpose"], "e2e");
     let chain = s["certificate-chain"].as_array().unwrap();
     assert_eq!(chain.len(), 1);
