@@ -260,7 +260,7 @@ async fn one_verify_run_fetches_each_crl_once() {
 // ---------------------------------------------------------------------------------------
 // Upstream CRL scenario (vectors README §8).
 
-const VECTORS: &str = "/work/shared/vectors/crl";
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vectors/crl");
 
 /// Sign with the vector chain through the binary, serve `leaf`/`intermediate` as
 /// leaf.crl/intermediate.crl, and verify at library level (see the module comment).

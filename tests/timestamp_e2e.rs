@@ -496,7 +496,7 @@ async fn expired_signing_certificate_verifies_only_through_a_timestamp_inside_it
 // ---------------------------------------------------------------------------------------
 // Upstream vectors (README §6, §7) through the verifier.
 
-const VECTORS: &str = "/work/shared/vectors";
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vectors");
 
 /// Serves one artifact (the envelope's target descriptor) with one signature manifest
 /// holding the envelope.
