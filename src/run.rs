@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use sign_action::inspect::InspectReport;
 use sign_action::policy::store::{default_config_dir, TrustStore};
 use sign_action::policy::TrustPolicyDocument;
-use sign_action::revocation::RevocationChecker;
+use sign_action::revocation::{RevocationChecker, RevocationStatus};
 use sign_action::verify::{
     self, ArtifactVerification, EffectivePolicy, VerifySettings, VerifyTarget,
 };
@@ -123,6 +123,8 @@ pub struct SignRequest {
     pub store: StoreConfig,
     /// TSA URL and the PEM roots its chain must lead to.
     pub timestamp: Option<(String, Vec<u8>)>,
+    /// Check the signing chain's revocation before signing.
+    pub check_revocation: bool,
 }
 
 impl SignRequest {
@@ -145,6 +147,7 @@ impl SignRequest {
             chain_pem,
             settings,
             store: StoreConfig::from_args(&args.store)?,
+            check_revocation: !args.no_revocation_check,
             timestamp: match (&args.timestamp_url, &args.timestamp_root_cert) {
                 (Some(url), Some(root)) => Some((
                     url.clone(),
@@ -214,6 +217,9 @@ pub async fn execute_sign(
         LocalSigner::from_pem(&request.key_pem, request.key_password.as_deref(), chain_der)?;
     let signer: Arc<dyn Signer> = Arc::new(signer);
     sign::preflight(signer.as_ref(), &request.settings)?;
+    if request.check_revocation {
+        check_signing_chain_revocation(&chain, on_warning).await?;
+    }
     let timestamper = match &request.timestamp {
         Some((url, roots_pem)) => {
             let roots =
@@ -235,6 +241,28 @@ pub async fn execute_sign(
         on_warning,
     )
     .await)
+}
+
+/// A revoked signing certificate is refused before anything is signed; an unknown status
+/// (responder down, no CRL) is a warning, since verifiers will judge it again.
+async fn check_signing_chain_revocation(
+    chain: &[sign_action::x509::Certificate],
+    on_warning: &(dyn Fn(&str) + Sync),
+) -> Result<()> {
+    let checker = RevocationChecker::new().context("cannot set up revocation checking")?;
+    let outcome = checker.check_chain(chain, None).await;
+    match outcome.status {
+        RevocationStatus::Good => Ok(()),
+        RevocationStatus::Revoked => {
+            anyhow::bail!("the signing {outcome}; signing with a revoked certificate is refused")
+        }
+        RevocationStatus::Unknown => {
+            on_warning(&format!(
+                "could not confirm that the signing certificates are not revoked ({outcome}); signing anyway"
+            ));
+            Ok(())
+        }
+    }
 }
 
 /// Open the store the references live in and parse them.
@@ -356,12 +384,21 @@ pub fn open_trust_store(explicit: Option<&Path>) -> Result<TrustStore> {
     }
 }
 
-pub fn verify_settings(max_signatures: usize, user_metadata: &[String]) -> Result<VerifySettings> {
+pub fn verify_settings(
+    max_signatures: usize,
+    user_metadata: &[String],
+    revocation_cache: Option<&Path>,
+) -> Result<VerifySettings> {
     let user_metadata = sign::parse_user_metadata(user_metadata).map_err(anyhow::Error::msg)?;
     if max_signatures == 0 {
         anyhow::bail!("--max-signatures must be at least 1");
     }
-    let checker = RevocationChecker::new().context("cannot set up revocation checking")?;
+    let mut checker = RevocationChecker::new().context("cannot set up revocation checking")?;
+    if let Some(dir) = revocation_cache {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the revocation cache {}", dir.display()))?;
+        checker = checker.with_cache_dir(dir);
+    }
     Ok(VerifySettings {
         max_signatures,
         user_metadata,
@@ -376,7 +413,11 @@ impl VerifyRequest {
             policy: load_policy(args.trust_policy.as_deref())?,
             trust_store: open_trust_store(args.trust_store.as_deref())?,
             scope: args.scope.clone(),
-            settings: verify_settings(args.max_signatures, &args.user_metadata)?,
+            settings: verify_settings(
+                args.max_signatures,
+                &args.user_metadata,
+                args.revocation_cache.as_deref(),
+            )?,
             store: StoreConfig::from_args(&args.store)?,
         })
     }

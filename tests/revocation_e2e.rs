@@ -57,7 +57,14 @@ async fn sign_artifacts(pki: &TestPki, registry: &Registry, repo: &str, n: usize
         refs.push(format!("{}/{repo}@{}", registry.host, d.digest));
     }
     let r: Vec<&str> = refs.iter().map(String::as_str).collect();
-    sign_ok(&r, &pki.inter.path("leaf.key"), &chain_pem(pki), &[]);
+    // These tests are about the verifier: sign whatever the chain's state, so the signing-time
+    // check (tested on its own below) neither refuses revoked chains nor fetches CRLs here.
+    sign_ok(
+        &r,
+        &pki.inter.path("leaf.key"),
+        &chain_pem(pki),
+        &["--no-revocation-check"],
+    );
     refs
 }
 
@@ -255,6 +262,24 @@ async fn one_verify_run_fetches_each_crl_once() {
         2,
         "root.crl and intermediate.crl, once each, for 20 artifacts"
     );
+
+    // With --revocation-cache the CRLs outlive the run: a second run fetches nothing.
+    let cache = tempfile::tempdir().unwrap();
+    for expected_hits in [4, 4] {
+        let out = e2e::run(
+            e2e::bin()
+                .arg("verify")
+                .args(&r[..2])
+                .arg("--trust-policy")
+                .arg(&strict)
+                .arg("--trust-store")
+                .arg(config.root())
+                .arg("--revocation-cache")
+                .arg(cache.path()),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", e2e::text(&out));
+        assert_eq!(pki.crl_server.hits(), expected_hits, "CRL fetches so far");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -395,7 +420,7 @@ async fn a_good_signature_wins_over_a_revoked_one() {
         &[&reference],
         &revoked.inter.path("leaf.key"),
         &chain_pem(&revoked),
-        &[],
+        &["--no-revocation-check"],
     );
     let second = sign_ok(
         &[&reference],
@@ -427,4 +452,73 @@ async fn a_good_signature_wins_over_a_revoked_one() {
     assert_eq!(out.status.code(), Some(1), "{}", e2e::text(&out));
     let error = doc["results"][0]["error"].as_str().unwrap();
     assert!(error.contains("revoked"), "{error}");
+}
+
+/// Signing checks the signing chain: a revoked certificate is refused outright (exit 2,
+/// nothing pushed), an unknown status is a warning, a good chain signs silently.
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_refuses_a_revoked_chain_and_warns_on_unknown() {
+    let registry = Registry::start(RegistryConfig::default());
+    let client = registry.client();
+    let d = push_test_image(&client, &registry.host, "app/sign-check", "v1").await;
+    let reference = format!("{}/app/sign-check@{}", registry.host, d.digest);
+
+    // Unknown: no responder, no CRL.
+    let unknown = TestPki::new();
+    let (out, report) = e2e::sign(
+        &[&reference],
+        &unknown.inter.path("leaf.key"),
+        &chain_pem(&unknown),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", e2e::text(&out));
+    assert_eq!(report["signatures"].as_array().unwrap().len(), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        stderr.contains("could not confirm that the signing certificates are not revoked"),
+        "{stderr}"
+    );
+
+    // Good: OCSP answers, no warning.
+    let good = TestPki::new();
+    let _good_responders = good.start_responders();
+    let (out, _) = e2e::sign(
+        &[&reference],
+        &good.inter.path("leaf.key"),
+        &chain_pem(&good),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", e2e::text(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("revoked"),
+        "{}",
+        e2e::text(&out)
+    );
+
+    // Revoked leaf: refused before anything is pushed.
+    let revoked = TestPki::new();
+    revoked.inter.revoke(&revoked.leaf, &[]);
+    let _revoked_responders = revoked.start_responders();
+    let other = push_test_image(&client, &registry.host, "app/sign-revoked", "v1").await;
+    let other_ref = format!("{}/app/sign-revoked@{}", registry.host, other.digest);
+    let (out, _) = e2e::sign(
+        &[&other_ref],
+        &revoked.inter.path("leaf.key"),
+        &chain_pem(&revoked),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", e2e::text(&out));
+    let text = e2e::text(&out);
+    assert!(
+        text.contains("revoked") && text.contains("refused"),
+        "{text}"
+    );
+    let tag = other.digest.replace(':', "-");
+    let (status, _, _) = registry
+        .raw_get(
+            &format!("/v2/app/sign-revoked/manifests/{tag}"),
+            "application/vnd.oci.image.index.v1+json",
+        )
+        .await;
+    assert_eq!(status, 404, "nothing was pushed");
 }

@@ -189,6 +189,7 @@ fn sign_request_from_inputs<W: Write>(
         }
     };
     Ok(SignRequest {
+        check_revocation: true,
         timestamp,
         references,
         key_pem,
@@ -315,7 +316,7 @@ fn verify_request_from_inputs(inputs: &Inputs) -> Result<VerifyRequest> {
             .map_err(|_| anyhow::anyhow!("input `max-signatures` must be a whole number"))?,
         None => 100,
     };
-    let settings = verify_settings(max_signatures, &inputs.get_multiline("user-metadata"))?;
+    let settings = verify_settings(max_signatures, &inputs.get_multiline("user-metadata"), None)?;
     let registry_ca_pem = match inputs.get("registry-ca") {
         Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
         None => Vec::new(),
