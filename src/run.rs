@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use sign_action::inspect::InspectReport;
 use sign_action::policy::store::{default_config_dir, TrustStore};
 use sign_action::policy::TrustPolicyDocument;
-use sign_action::revocation::RevocationChecker;
+use sign_action::revocation::{RevocationChecker, RevocationStatus};
 use sign_action::verify::{
     self, ArtifactVerification, EffectivePolicy, VerifySettings, VerifyTarget,
 };
@@ -127,6 +127,8 @@ pub struct SignRequest {
     pub store: StoreConfig,
     /// TSA URL and the PEM roots its chain must lead to.
     pub timestamp: Option<(String, Vec<u8>)>,
+    /// Check the signing chain's revocation before signing.
+    pub check_revocation: bool,
 }
 
 impl SignRequest {
@@ -150,6 +152,7 @@ impl SignRequest {
             chain_pem,
             settings,
             store: StoreConfig::from_args(&args.store)?,
+            check_revocation: !args.no_revocation_check,
             timestamp: match (&args.timestamp_url, &args.timestamp_root_cert) {
                 (Some(url), Some(root)) => Some((
                     url.clone(),
@@ -220,6 +223,9 @@ pub async fn execute_sign(
         LocalSigner::from_pem(&request.key_pem, request.key_password.as_deref(), chain_der)?;
     let signer: Arc<dyn Signer> = Arc::new(signer);
     sign::preflight(signer.as_ref(), &request.settings)?;
+    if request.check_revocation {
+        check_signing_chain_revocation(&chain, on_warning).await?;
+    }
     let timestamper = match &request.timestamp {
         Some((url, roots_pem)) => {
             let roots =
@@ -241,6 +247,28 @@ pub async fn execute_sign(
         on_warning,
     )
     .await)
+}
+
+/// A revoked signing certificate is refused before anything is signed; an unknown status
+/// (responder down, no CRL) is a warning, since verifiers will judge it again.
+async fn check_signing_chain_revocation(
+    chain: &[sign_action::x509::Certificate],
+    on_warning: &(dyn Fn(&str) + Sync),
+) -> Result<()> {
+    let checker = RevocationChecker::new().context("cannot set up revocation checking")?;
+    let outcome = checker.check_chain(chain, None).await;
+    match outcome.status {
+        RevocationStatus::Good => Ok(()),
+        RevocationStatus::Revoked => {
+            anyhow::bail!("the signing {outcome}; signing with a revoked certificate is refused")
+        }
+        RevocationStatus::Unknown => {
+            on_warning(&format!(
+                "could not confirm that the signing certificates are not revoked ({outcome}); signing anyway"
+            ));
+            Ok(())
+        }
+    }
 }
 
 /// Open the store the references live in and parse them.
@@ -374,12 +402,21 @@ pub fn open_trust_store(explicit: Option<&Path>) -> Result<TrustStore> {
     }
 }
 
-pub fn verify_settings(max_signatures: usize, user_metadata: &[String]) -> Result<VerifySettings> {
+pub fn verify_settings(
+    max_signatures: usize,
+    user_metadata: &[String],
+    revocation_cache: Option<&Path>,
+) -> Result<VerifySettings> {
     let user_metadata = sign::parse_user_metadata(user_metadata).map_err(anyhow::Error::msg)?;
     if max_signatures == 0 {
         anyhow::bail!("--max-signatures must be at least 1");
     }
-    let checker = RevocationChecker::new().context("cannot set up revocation checking")?;
+    let mut checker = RevocationChecker::new().context("cannot set up revocation checking")?;
+    if let Some(dir) = revocation_cache {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the revocation cache {}", dir.display()))?;
+        checker = checker.with_cache_dir(dir);
+    }
     Ok(VerifySettings {
         max_signatures,
         user_metadata,
@@ -394,7 +431,11 @@ impl VerifyRequest {
             policy: load_policy(args.trust_policy.as_deref())?,
             trust_store: open_trust_store(args.trust_store.as_deref())?,
             scope: args.scope.clone(),
-            settings: verify_settings(args.max_signatures, &args.user_metadata)?,
+            settings: verify_settings(
+                args.max_signatures,
+                &args.user_metadata,
+                args.revocation_cache.as_deref(),
+            )?,
             store: StoreConfig::from_args(&args.store)?,
             recursive: args.recursive,
         })
@@ -404,6 +445,21 @@ impl VerifyRequest {
 /// Select the policy for every reference and load its stores, then verify. Errors returned
 /// here are configuration errors; per-artifact outcomes are in the results.
 pub async fn execute_verify(request: VerifyRequest) -> Result<Vec<ArtifactVerification>> {
+    // A scope picks the trust policy, so a mistyped one must not silently fall through to
+    // the "*" statement, and one given for registry references (whose scope is their
+    // repository) must not be silently ignored.
+    if let Some(scope) = &request.scope {
+        if !request.store.oci_layout {
+            anyhow::bail!(
+                "--scope applies only with --oci-layout: a registry reference's scope is its own registry/repository"
+            );
+        }
+        if !sign_action::policy::document::is_valid_registry_scope(scope) {
+            anyhow::bail!(
+                "invalid --scope {scope:?}: give a registry scope as it appears in the trust policy, host[:port]/repository (e.g. registry.example/app)"
+            );
+        }
+    }
     let (store, targets) = open_store(&request.store, &request.references)?;
     let mut policies: HashMap<String, Arc<EffectivePolicy>> = HashMap::new();
     let mut to_verify = Vec::new();
@@ -510,6 +566,12 @@ pub fn print_verify_results(results: &[ArtifactVerification], output: OutputForm
                         r.error.as_deref().unwrap_or("verification failed")
                     );
                 }
+                if let Some(ts) = r.signature.as_ref().and_then(|s| s.timestamp.as_ref()) {
+                    println!(
+                        "  timestamped {} by {:?} (range {} to {})",
+                        ts.gen_time, ts.tsa_subject, ts.range_start, ts.range_end
+                    );
+                }
                 for p in &r.platforms {
                     let c = &p.result;
                     println!(
@@ -591,8 +653,29 @@ fn print_inspect(report: &InspectReport, details: bool) {
         field("signing agent", &s.signing_agent);
         println!(
             "    timestamped: {}",
-            if s.timestamped { "yes" } else { "no" }
+            if s.timestamped == Some(true) {
+                "yes"
+            } else {
+                "no"
+            }
         );
+        if let Some(ts) = &s.timestamp {
+            match &ts.error {
+                Some(e) => println!("    timestamp: unreadable: {e}"),
+                None => {
+                    println!(
+                        "    timestamp: {} (range {} to {}) by {}",
+                        ts.gen_time.as_deref().unwrap_or("?"),
+                        ts.range_start.as_deref().unwrap_or("?"),
+                        ts.range_end.as_deref().unwrap_or("?"),
+                        ts.tsa_subject.as_deref().unwrap_or("?")
+                    );
+                    for (i, fp) in ts.tsa_certificates.iter().enumerate() {
+                        println!("      TSA certificate #{}: sha256 {fp}", i + 1);
+                    }
+                }
+            }
+        }
         for (k, v) in &s.user_metadata {
             println!("    user metadata: {k}={v}");
         }

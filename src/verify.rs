@@ -784,6 +784,15 @@ async fn check_authentic_timestamp(
         Err(e) => return Judged::from(Err(format!("timestamp countersignature: {e}"))),
     };
     *timestamp_report = Some(TimestampReport::of(&info));
+    // The range is judged before the TSA chain's revocation (digest §5 step 7 before step
+    // 6, as notation does): it is local and definitive, so a timestamp outside the signing
+    // certificate's validity fails for that reason rather than for an unreachable OCSP/CRL
+    // server, and costs no network request.
+    for cert in chain {
+        if let Err(e) = info.check_within_validity(cert) {
+            return Judged::from(Err(e.to_string()));
+        }
+    }
     // Once a timestamp is relied on, its TSA chain must not be revoked (digest §5 step 6).
     let Some(checker) = checker else {
         return Judged {
@@ -795,11 +804,6 @@ async fn check_authentic_timestamp(
     let tsa_revocation = checker.check_chain(&tsa_chain, None).await;
     if tsa_revocation.status != RevocationStatus::Good {
         return Judged::from(Err(format!("TSA {tsa_revocation}")));
-    }
-    for cert in chain {
-        if let Err(e) = info.check_within_validity(cert) {
-            return Judged::from(Err(e.to_string()));
-        }
     }
     Judged::from(Ok(CheckStatus::Passed))
 }

@@ -193,6 +193,7 @@ fn sign_request_from_inputs<W: Write>(
         }
     };
     Ok(SignRequest {
+        check_revocation: true,
         timestamp,
         references,
         key_pem,
@@ -356,7 +357,7 @@ fn verify_request_from_inputs(inputs: &Inputs, env: &[(String, String)]) -> Resu
             .map_err(|_| anyhow::anyhow!("input `max-signatures` must be a whole number"))?,
         None => 100,
     };
-    let settings = verify_settings(max_signatures, &inputs.get_multiline("user-metadata"))?;
+    let settings = verify_settings(max_signatures, &inputs.get_multiline("user-metadata"), None)?;
     let registry_ca_pem = match inputs.get("registry-ca") {
         Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
         None => Vec::new(),
