@@ -380,3 +380,50 @@ fn verify_request_from_inputs(inputs: &Inputs, env: &[(String, String)]) -> Resu
         recursive: inputs.get_bool("recursive")?.unwrap_or(false),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &Path)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.display().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn docker_config_is_found_where_the_container_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("github-home");
+        let direct = dir.path().join("direct");
+        std::fs::create_dir_all(&direct).unwrap();
+        std::fs::write(direct.join("config.json"), "{}").unwrap();
+        assert_eq!(
+            docker_config_dir(&env(&[("DOCKER_CONFIG", &direct), ("HOME", &home)])),
+            Some(direct.clone())
+        );
+        let runner_temp = Path::new("/home/runner/work/_temp");
+        let host_path = runner_temp.join("_github_home/.docker");
+        let vars = env(&[
+            ("DOCKER_CONFIG", &host_path),
+            ("RUNNER_TEMP", runner_temp),
+            ("HOME", &home),
+        ]);
+        assert_eq!(docker_config_dir(&vars), None, "nothing there yet");
+        std::fs::create_dir_all(home.join(".docker")).unwrap();
+        std::fs::write(home.join(".docker/config.json"), "{}").unwrap();
+        assert_eq!(docker_config_dir(&vars), Some(home.join(".docker")));
+        // Elsewhere on the host: not reachable, left to the default lookup.
+        let other = Path::new("/opt/elsewhere/.docker");
+        assert_eq!(
+            docker_config_dir(&env(&[
+                ("DOCKER_CONFIG", other),
+                ("RUNNER_TEMP", runner_temp),
+                ("HOME", &home)
+            ])),
+            None
+        );
+        assert_eq!(docker_config_dir(&env(&[("HOME", &home)])), None);
+    }
+}

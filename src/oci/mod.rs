@@ -315,3 +315,40 @@ pub fn parse_index_children(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    #[test]
+    fn index_children_carry_platform_and_digest_references() {
+        let parent = Reference::parse("127.0.0.1:5000/app:multi").unwrap();
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[
+              {{"mediaType":"{OCI_MANIFEST}","digest":"{A}","size":10,"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}},
+              {{"mediaType":"{OCI_MANIFEST}","digest":"{B}","size":11}},
+              {{"mediaType":"{OCI_MANIFEST}","digest":"{A}","size":10,"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}}
+            ]}}"#
+        );
+        let children = parse_index_children(&parent, index.as_bytes()).unwrap();
+        assert_eq!(children.len(), 2, "duplicates listed once");
+        assert_eq!(children[0].platform.as_deref(), Some("linux/arm64/v8"));
+        assert_eq!(
+            children[0].reference.to_string(),
+            format!("127.0.0.1:5000/app@{A}")
+        );
+        assert_eq!(children[0].descriptor, Descriptor::new(OCI_MANIFEST, A, 10));
+        assert_eq!(children[1].platform, None);
+        assert_eq!(children[1].reference.tag, None);
+
+        let bad =
+            r#"{"schemaVersion":2,"manifests":[{"mediaType":"x","digest":"sha256:zz","size":1}]}"#;
+        assert!(parse_index_children(&parent, bad.as_bytes()).is_err());
+        assert!(parse_index_children(&parent, b"<html>").is_err());
+        assert!(is_index_type(OCI_INDEX) && is_index_type(DOCKER_MANIFEST_LIST));
+        assert!(!is_index_type(OCI_MANIFEST));
+    }
+}

@@ -1823,6 +1823,43 @@ mod tests {
     }
 
     #[test]
+    fn refused_signature_manifests_name_the_field() {
+        let refused = |status: u16, message: &str| RegistryError::Status {
+            registry: "reg.example".into(),
+            method: "PUT".into(),
+            path: "/v2/app/manifests/sha256:00".into(),
+            status,
+            message: message.into(),
+        };
+        let field = |e: RegistryError| match e {
+            RegistryError::FieldRejected { field, .. } => Some(field),
+            _ => None,
+        };
+        // The legacy form differs from a plain image manifest only by `subject`.
+        let e = field_rejection(
+            refused(400, "MANIFEST_INVALID: manifest invalid"),
+            ManifestForm::Legacy,
+        );
+        assert!(e.to_string().contains("reg.example") && e.to_string().contains("--oci-layout"));
+        assert_eq!(field(e).as_deref(), Some("subject"));
+        let e = field_rejection(
+            refused(400, "MANIFEST_INVALID: unknown field artifactType"),
+            ManifestForm::ArtifactType,
+        );
+        assert!(e.to_string().contains("--manifest-form legacy"));
+        assert_eq!(field(e).as_deref(), Some("artifactType"));
+        let e = field_rejection(refused(415, "unsupported"), ManifestForm::ArtifactType);
+        assert_eq!(field(e).as_deref(), Some("artifactType or subject"));
+        // Not a refusal of the content: left as it was.
+        assert!(field(field_rejection(refused(500, "boom"), ManifestForm::Legacy)).is_none());
+        assert!(field(field_rejection(
+            refused(403, "denied"),
+            ManifestForm::Legacy
+        ))
+        .is_none());
+    }
+
+    #[test]
     fn referrers_404_kinds() {
         assert_eq!(
             classify_referrers_404(br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#),
