@@ -169,6 +169,14 @@ pub struct SignArgs {
     /// How many artifacts to sign at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Do not check the signing chain's revocation status before signing (by default a
+    /// revoked certificate is refused and an unknown status is a warning). For offline
+    /// signing and for producing test signatures with revoked certificates.
+    #[arg(long)]
+    pub no_revocation_check: bool,
+    /// For an image index, also sign every manifest it lists (one signature each).
+    #[arg(long)]
+    pub recursive: bool,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Result format on stdout.
@@ -196,6 +204,13 @@ pub struct VerifyArgs {
     /// Give up after this many signatures per artifact.
     #[arg(long, default_value_t = 100)]
     pub max_signatures: usize,
+    /// Keep CRLs and OCSP answers in this directory between runs (until their nextUpdate).
+    #[arg(long, value_name = "DIR")]
+    pub revocation_cache: Option<PathBuf>,
+    /// For an image index, also require every manifest it lists to verify (reported per
+    /// platform).
+    #[arg(long)]
+    pub recursive: bool,
     #[command(flatten)]
     pub store: StoreArgs,
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use sign_action::inspect::InspectReport;
 use sign_action::policy::store::{default_config_dir, TrustStore};
 use sign_action::policy::TrustPolicyDocument;
-use sign_action::revocation::RevocationChecker;
+use sign_action::revocation::{RevocationChecker, RevocationStatus};
 use sign_action::verify::{
     self, ArtifactVerification, EffectivePolicy, VerifySettings, VerifyTarget,
 };
@@ -95,6 +95,9 @@ pub struct StoreConfig {
     pub github_token: Option<String>,
     pub insecure_registries: Vec<String>,
     pub registry_ca_pem: Vec<Vec<u8>>,
+    /// Directory of the docker `config.json` to read credentials from, instead of
+    /// `$DOCKER_CONFIG` / `~/.docker` (the action sets it when it must translate a path).
+    pub docker_config_dir: Option<std::path::PathBuf>,
 }
 
 impl StoreConfig {
@@ -114,6 +117,7 @@ impl StoreConfig {
             github_token: None,
             insecure_registries: args.insecure_registries.clone(),
             registry_ca_pem,
+            docker_config_dir: None,
         })
     }
 }
@@ -128,6 +132,8 @@ pub struct SignRequest {
     pub store: StoreConfig,
     /// TSA URL and the PEM roots its chain must lead to.
     pub timestamp: Option<(String, Vec<u8>)>,
+    /// Check the signing chain's revocation before signing.
+    pub check_revocation: bool,
 }
 
 /// Where the private key is.
@@ -203,19 +209,21 @@ impl SignRequest {
                     .with_context(|| format!("cannot read the certificate file {}", cert.display()))
             })
             .transpose()?;
-        let settings = settings_from(
+        let mut settings = settings_from(
             args.signature_format,
             args.expiry.as_deref(),
             &args.user_metadata,
             args.manifest_form,
             args.concurrency,
         )?;
+        settings.recursive = args.recursive;
         Ok(SignRequest {
             references: args.references.clone(),
             key,
             chain_pem,
             settings,
             store: StoreConfig::from_args(&args.store)?,
+            check_revocation: !args.no_revocation_check,
             timestamp: match (&args.timestamp_url, &args.timestamp_root_cert) {
                 (Some(url), Some(root)) => Some((
                     url.clone(),
@@ -254,6 +262,7 @@ pub fn settings_from(
             ManifestFormArg::ArtifactType => ManifestForm::ArtifactType,
         },
         concurrency: concurrency.max(1),
+        recursive: false,
     })
 }
 
@@ -290,6 +299,16 @@ pub async fn execute_sign(
     };
     let signer = open_signer(request.key, chain_der).await?;
     sign::preflight(signer.as_ref(), &request.settings)?;
+    // Envelope-building plugins have no chain up front (their envelopes are checked instead).
+    if request.check_revocation && !signer.certificate_chain().is_empty() {
+        let chain = signer
+            .certificate_chain()
+            .iter()
+            .map(|der| sign_action::x509::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .context("invalid certificate chain")?;
+        check_signing_chain_revocation(&chain, on_warning).await?;
+    }
     let timestamper = match &request.timestamp {
         Some((url, roots_pem)) => {
             let roots =
@@ -367,6 +386,28 @@ async fn open_signer(key: KeySource, chain_der: Option<Vec<Vec<u8>>>) -> Result<
     }
 }
 
+/// A revoked signing certificate is refused before anything is signed; an unknown status
+/// (responder down, no CRL) is a warning, since verifiers will judge it again.
+async fn check_signing_chain_revocation(
+    chain: &[sign_action::x509::Certificate],
+    on_warning: &(dyn Fn(&str) + Sync),
+) -> Result<()> {
+    let checker = RevocationChecker::new().context("cannot set up revocation checking")?;
+    let outcome = checker.check_chain(chain, None).await;
+    match outcome.status {
+        RevocationStatus::Good => Ok(()),
+        RevocationStatus::Revoked => {
+            anyhow::bail!("the signing {outcome}; signing with a revoked certificate is refused")
+        }
+        RevocationStatus::Unknown => {
+            on_warning(&format!(
+                "could not confirm that the signing certificates are not revoked ({outcome}); signing anyway"
+            ));
+            Ok(())
+        }
+    }
+}
+
 /// Open the store the references live in and parse them.
 pub fn open_store(
     store: &StoreConfig,
@@ -378,7 +419,11 @@ pub fn open_store(
         .iter()
         .cloned()
         .zip(parsed)
-        .map(|(input, reference)| SignTarget { input, reference })
+        .map(|(input, reference)| SignTarget {
+            input,
+            reference,
+            platform: None,
+        })
         .collect();
     Ok((store, targets))
 }
@@ -391,6 +436,7 @@ pub fn registry_options(store: &StoreConfig, references: &[String]) -> RegistryO
         extra_root_certs_pem: store.registry_ca_pem.clone(),
         plain_http: store.registry_ca_pem.is_empty(),
         insecure_hosts: store.insecure_registries.clone(),
+        docker_config_dir: store.docker_config_dir.clone(),
         ..RegistryOptions::default()
     };
     if store.oci_layout {
@@ -438,8 +484,13 @@ pub fn print_sign_report(report: &SignReport, output: OutputFormat) {
         }
         OutputFormat::Text => {
             for s in &report.signatures {
+                let platform = s
+                    .platform
+                    .as_deref()
+                    .map(|p| format!(" platform {p}"))
+                    .unwrap_or_default();
                 println!(
-                    "signed {} ({}) -> signature {} [{}, {}]",
+                    "signed {}{platform} ({}) -> signature {} [{}, {}]",
                     s.reference,
                     s.digest,
                     s.signature_digest,
@@ -463,6 +514,8 @@ pub struct VerifyRequest {
     pub scope: Option<String>,
     pub settings: VerifySettings,
     pub store: StoreConfig,
+    /// Verify an image index and every manifest it lists.
+    pub recursive: bool,
 }
 
 /// Load the trust policy (a file, inline JSON, or notation's default location).
@@ -486,12 +539,21 @@ pub fn open_trust_store(explicit: Option<&Path>) -> Result<TrustStore> {
     }
 }
 
-pub fn verify_settings(max_signatures: usize, user_metadata: &[String]) -> Result<VerifySettings> {
+pub fn verify_settings(
+    max_signatures: usize,
+    user_metadata: &[String],
+    revocation_cache: Option<&Path>,
+) -> Result<VerifySettings> {
     let user_metadata = sign::parse_user_metadata(user_metadata).map_err(anyhow::Error::msg)?;
     if max_signatures == 0 {
         anyhow::bail!("--max-signatures must be at least 1");
     }
-    let checker = RevocationChecker::new().context("cannot set up revocation checking")?;
+    let mut checker = RevocationChecker::new().context("cannot set up revocation checking")?;
+    if let Some(dir) = revocation_cache {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the revocation cache {}", dir.display()))?;
+        checker = checker.with_cache_dir(dir);
+    }
     Ok(VerifySettings {
         max_signatures,
         user_metadata,
@@ -506,8 +568,13 @@ impl VerifyRequest {
             policy: load_policy(args.trust_policy.as_deref())?,
             trust_store: open_trust_store(args.trust_store.as_deref())?,
             scope: args.scope.clone(),
-            settings: verify_settings(args.max_signatures, &args.user_metadata)?,
+            settings: verify_settings(
+                args.max_signatures,
+                &args.user_metadata,
+                args.revocation_cache.as_deref(),
+            )?,
             store: StoreConfig::from_args(&args.store)?,
+            recursive: args.recursive,
         })
     }
 }
@@ -515,6 +582,21 @@ impl VerifyRequest {
 /// Select the policy for every reference and load its stores, then verify. Errors returned
 /// here are configuration errors; per-artifact outcomes are in the results.
 pub async fn execute_verify(request: VerifyRequest) -> Result<Vec<ArtifactVerification>> {
+    // A scope picks the trust policy, so a mistyped one must not silently fall through to
+    // the "*" statement, and one given for registry references (whose scope is their
+    // repository) must not be silently ignored.
+    if let Some(scope) = &request.scope {
+        if !request.store.oci_layout {
+            anyhow::bail!(
+                "--scope applies only with --oci-layout: a registry reference's scope is its own registry/repository"
+            );
+        }
+        if !sign_action::policy::document::is_valid_registry_scope(scope) {
+            anyhow::bail!(
+                "invalid --scope {scope:?}: give a registry scope as it appears in the trust policy, host[:port]/repository (e.g. registry.example/app)"
+            );
+        }
+    }
     let (store, targets) = open_store(&request.store, &request.references)?;
     let mut policies: HashMap<String, Arc<EffectivePolicy>> = HashMap::new();
     let mut to_verify = Vec::new();
@@ -558,13 +640,12 @@ pub async fn execute_verify(request: VerifyRequest) -> Result<Vec<ArtifactVerifi
         ));
     }
     let order: Vec<usize> = to_verify.iter().map(|(i, _)| *i).collect();
-    let verified = verify::verify_all(
-        store,
-        to_verify.into_iter().map(|(_, t)| t).collect(),
-        &request.settings,
-        4,
-    )
-    .await;
+    let to_verify = to_verify.into_iter().map(|(_, t)| t).collect();
+    let verified = if request.recursive {
+        verify::verify_all_recursive(store, to_verify, &request.settings, 4).await
+    } else {
+        verify::verify_all(store, to_verify, &request.settings, 4).await
+    };
     let mut all: Vec<(usize, ArtifactVerification)> = order.into_iter().zip(verified).collect();
     all.extend(early);
     all.sort_by_key(|(i, _)| *i);
@@ -620,6 +701,26 @@ pub fn print_verify_results(results: &[ArtifactVerification], output: OutputForm
                         "FAILED {}: {}",
                         r.reference,
                         r.error.as_deref().unwrap_or("verification failed")
+                    );
+                }
+                if let Some(ts) = r.signature.as_ref().and_then(|s| s.timestamp.as_ref()) {
+                    println!(
+                        "  timestamped {} by {:?} (range {} to {})",
+                        ts.gen_time, ts.tsa_subject, ts.range_start, ts.range_end
+                    );
+                }
+                for p in &r.platforms {
+                    let c = &p.result;
+                    println!(
+                        "  platform {} {} ({}): {}",
+                        p.platform.as_deref().unwrap_or("-"),
+                        if c.verified { "verified" } else { "FAILED" },
+                        c.digest.as_deref().unwrap_or("?"),
+                        match (&c.signature, &c.error) {
+                            (_, Some(e)) => e.clone(),
+                            (Some(sig), None) => format!("signature {}", sig.digest),
+                            (None, None) => "policy skips verification".to_string(),
+                        }
                     );
                 }
                 for w in &r.warnings {
@@ -689,8 +790,29 @@ fn print_inspect(report: &InspectReport, details: bool) {
         field("signing agent", &s.signing_agent);
         println!(
             "    timestamped: {}",
-            if s.timestamped { "yes" } else { "no" }
+            if s.timestamped == Some(true) {
+                "yes"
+            } else {
+                "no"
+            }
         );
+        if let Some(ts) = &s.timestamp {
+            match &ts.error {
+                Some(e) => println!("    timestamp: unreadable: {e}"),
+                None => {
+                    println!(
+                        "    timestamp: {} (range {} to {}) by {}",
+                        ts.gen_time.as_deref().unwrap_or("?"),
+                        ts.range_start.as_deref().unwrap_or("?"),
+                        ts.range_end.as_deref().unwrap_or("?"),
+                        ts.tsa_subject.as_deref().unwrap_or("?")
+                    );
+                    for (i, fp) in ts.tsa_certificates.iter().enumerate() {
+                        println!("      TSA certificate #{}: sha256 {fp}", i + 1);
+                    }
+                }
+            }
+        }
         for (k, v) in &s.user_metadata {
             println!("    user metadata: {k}={v}");
         }

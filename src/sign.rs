@@ -19,6 +19,10 @@ pub struct SignedArtifact {
     /// `jws` or `cose`.
     pub signature_format: String,
     pub storage: Storage,
+    /// `os/arch[/variant]` of a platform manifest signed because `--recursive` expanded
+    /// the image index that lists it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
     /// Leaf certificate subject.
     pub signer_subject: String,
     /// SHA-256 fingerprint of the leaf certificate (lowercase hex).
@@ -64,6 +68,8 @@ pub struct SignSettings {
     pub manifest_form: ManifestForm,
     /// How many artifacts are signed at once.
     pub concurrency: usize,
+    /// Sign an image index and every manifest it lists (one signature each).
+    pub recursive: bool,
 }
 
 impl Default for SignSettings {
@@ -74,6 +80,7 @@ impl Default for SignSettings {
             user_metadata: BTreeMap::new(),
             manifest_form: ManifestForm::Legacy,
             concurrency: 4,
+            recursive: false,
         }
     }
 }
@@ -139,6 +146,8 @@ pub fn preflight(signer: &dyn Signer, settings: &SignSettings) -> Result<(), Sig
 pub struct SignTarget {
     pub input: String,
     pub reference: Reference,
+    /// Set for the platform manifests a recursive run found in an index.
+    pub platform: Option<String>,
 }
 
 /// Sign every target concurrently; a failure of one does not stop the others.
@@ -160,6 +169,8 @@ pub async fn sign_all(
         .as_ref()
         .map(|c| c.sha256_fingerprint())
         .unwrap_or_default();
+    let (targets, mut expansion_failures) =
+        expand_targets(store.as_ref(), targets, settings, on_warning).await;
 
     let results: Vec<(usize, Result<SignedArtifact, SignError>)> =
         stream::iter(targets.iter().enumerate())
@@ -191,6 +202,7 @@ pub async fn sign_all(
                             signature_digest: pushed.manifest.digest,
                             signature_format: settings.format.name().to_string(),
                             storage: pushed.storage,
+                            platform: target.platform.clone(),
                             signer_subject: leaf.as_ref().map_or(signer_subject, |c| c.subject()),
                             certificate_fingerprint: leaf
                                 .as_ref()
@@ -216,7 +228,65 @@ pub async fn sign_all(
             }),
         }
     }
+    report.failures.append(&mut expansion_failures);
     report
+}
+
+/// Resolve every target once to find image indexes: with `recursive`, an index is followed
+/// by a target for each manifest it lists; without, the index alone is signed and a warning
+/// says its platform manifests are not. A target whose index cannot be read fails here.
+async fn expand_targets(
+    store: &dyn ArtifactStore,
+    targets: Vec<SignTarget>,
+    settings: &SignSettings,
+    on_warning: &(dyn Fn(&str) + Sync),
+) -> (Vec<SignTarget>, Vec<SignFailure>) {
+    let expanded: Vec<Result<Vec<SignTarget>, SignFailure>> = stream::iter(targets)
+        .map(|target| async move {
+            // Resolution errors are reported by the signing step itself.
+            let Ok(descriptor) = store.resolve(&target.reference).await else {
+                return Ok(vec![target]);
+            };
+            if !crate::oci::is_index_type(&descriptor.media_type) {
+                return Ok(vec![target]);
+            }
+            if !settings.recursive {
+                on_warning(&format!(
+                    "{} is an image index: only the index is signed, not the platform manifests it lists; pass --recursive (action input `recursive: true`) to sign each of them too",
+                    target.input
+                ));
+                return Ok(vec![target]);
+            }
+            let children =
+                match crate::oci::index_children(store, &target.reference, &descriptor).await {
+                    Ok(c) => c.unwrap_or_default(),
+                    Err(e) => {
+                        return Err(SignFailure {
+                            reference: target.input.clone(),
+                            error: format!("cannot read the image index to sign it recursively: {e}"),
+                        })
+                    }
+                };
+            let mut out = vec![target];
+            out.extend(children.into_iter().map(|c| SignTarget {
+                input: c.reference.to_string(),
+                reference: c.reference,
+                platform: c.platform,
+            }));
+            Ok(out)
+        })
+        .buffered(settings.concurrency.max(1))
+        .collect()
+        .await;
+    let mut targets = Vec::new();
+    let mut failures = Vec::new();
+    for e in expanded {
+        match e {
+            Ok(t) => targets.extend(t),
+            Err(f) => failures.push(f),
+        }
+    }
+    (targets, failures)
 }
 
 async fn sign_one(

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use super::{pem_or_path, read_inputs, Action, AnnotationProps, Commands, Inputs, Mode, Outputs};
 use crate::cli::{ManifestFormArg, SignatureFormatArg};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sign_action::policy::TrustPolicyDocument;
 
@@ -205,13 +205,14 @@ fn sign_request_from_inputs<W: Write>(
             anyhow::bail!("input `manifest-form` must be legacy or artifact-type, not {other:?}")
         }
     };
-    let settings = settings_from(
+    let mut settings = settings_from(
         format,
         inputs.get("expiry"),
         &inputs.get_multiline("user-metadata"),
         form,
         4,
     )?;
+    settings.recursive = inputs.get_bool("recursive")?.unwrap_or(false);
     let registry_ca_pem = match inputs.get("registry-ca") {
         Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
         None => Vec::new(),
@@ -220,11 +221,14 @@ fn sign_request_from_inputs<W: Write>(
         oci_layout: inputs.get_bool("oci-layout")?.unwrap_or(false),
         username: inputs.get("registry-username").map(String::from),
         password: inputs.get("registry-password").map(String::from),
-        github_token: inputs.get("github-token").map(String::from),
+        github_token: github_token(inputs, env),
         insecure_registries: inputs.get_multiline("insecure-registries"),
         registry_ca_pem,
+        docker_config_dir: docker_config_dir(env),
     };
-    let _ = env;
+    if let Some(t) = &store.github_token {
+        let _ = commands.register_secret(t);
+    }
     let timestamp = match (
         inputs.get("timestamp-url"),
         inputs.get("timestamp-root-cert"),
@@ -239,6 +243,7 @@ fn sign_request_from_inputs<W: Write>(
         }
     };
     Ok(SignRequest {
+        check_revocation: true,
         timestamp,
         references,
         key,
@@ -267,7 +272,10 @@ pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut
             let _ = action.commands.register_secret(value);
         }
     }
-    let request = match verify_request_from_inputs(&inputs) {
+    if let Some(t) = env_value(env, "GITHUB_TOKEN").filter(|t| !t.is_empty()) {
+        let _ = action.commands.register_secret(t);
+    }
+    let request = match verify_request_from_inputs(&inputs, env) {
         Ok(r) => r,
         Err(e) => {
             let message = action.commands.redact(&one_line(&e));
@@ -345,7 +353,41 @@ pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut
     code
 }
 
-fn verify_request_from_inputs(inputs: &Inputs) -> Result<VerifyRequest> {
+/// The `github-token` input, else `GITHUB_TOKEN` from the step's environment (used for
+/// ghcr.io only).
+fn github_token(inputs: &Inputs, env: &[(String, String)]) -> Option<String> {
+    inputs.get("github-token").map(String::from).or_else(|| {
+        env_value(env, "GITHUB_TOKEN")
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+    })
+}
+
+fn env_value<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Where the docker `config.json` written by `docker/login-action` is, seen from inside the
+/// action's container. `DOCKER_CONFIG` is passed into container actions verbatim, but the
+/// runner mounts only some host directories: `$RUNNER_TEMP/_github_home` becomes `$HOME`
+/// (`/github/home`). So a `DOCKER_CONFIG` under it that does not exist here is translated;
+/// one that exists is used as is; otherwise `None` (the usual `$DOCKER_CONFIG`/`~/.docker`).
+pub fn docker_config_dir(env: &[(String, String)]) -> Option<PathBuf> {
+    let configured = PathBuf::from(env_value(env, "DOCKER_CONFIG").filter(|v| !v.is_empty())?);
+    if configured.join("config.json").is_file() {
+        return Some(configured);
+    }
+    let runner_home = Path::new(env_value(env, "RUNNER_TEMP")?).join("_github_home");
+    let rest = configured.strip_prefix(&runner_home).ok()?;
+    let home = env_value(env, "HOME").filter(|h| !h.is_empty())?;
+    let translated = Path::new(home).join(rest);
+    translated
+        .join("config.json")
+        .is_file()
+        .then_some(translated)
+}
+
+fn verify_request_from_inputs(inputs: &Inputs, env: &[(String, String)]) -> Result<VerifyRequest> {
     let references = inputs.get_multiline("images");
     if references.is_empty() {
         anyhow::bail!("input `images` is required: one artifact reference per line");
@@ -364,7 +406,7 @@ fn verify_request_from_inputs(inputs: &Inputs) -> Result<VerifyRequest> {
             .map_err(|_| anyhow::anyhow!("input `max-signatures` must be a whole number"))?,
         None => 100,
     };
-    let settings = verify_settings(max_signatures, &inputs.get_multiline("user-metadata"))?;
+    let settings = verify_settings(max_signatures, &inputs.get_multiline("user-metadata"), None)?;
     let registry_ca_pem = match inputs.get("registry-ca") {
         Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
         None => Vec::new(),
@@ -379,9 +421,58 @@ fn verify_request_from_inputs(inputs: &Inputs) -> Result<VerifyRequest> {
             oci_layout: inputs.get_bool("oci-layout")?.unwrap_or(false),
             username: inputs.get("registry-username").map(String::from),
             password: inputs.get("registry-password").map(String::from),
-            github_token: inputs.get("github-token").map(String::from),
+            github_token: github_token(inputs, env),
             insecure_registries: inputs.get_multiline("insecure-registries"),
             registry_ca_pem,
+            docker_config_dir: docker_config_dir(env),
         },
+        recursive: inputs.get_bool("recursive")?.unwrap_or(false),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &Path)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.display().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn docker_config_is_found_where_the_container_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("github-home");
+        let direct = dir.path().join("direct");
+        std::fs::create_dir_all(&direct).unwrap();
+        std::fs::write(direct.join("config.json"), "{}").unwrap();
+        assert_eq!(
+            docker_config_dir(&env(&[("DOCKER_CONFIG", &direct), ("HOME", &home)])),
+            Some(direct.clone())
+        );
+        let runner_temp = Path::new("/home/runner/work/_temp");
+        let host_path = runner_temp.join("_github_home/.docker");
+        let vars = env(&[
+            ("DOCKER_CONFIG", &host_path),
+            ("RUNNER_TEMP", runner_temp),
+            ("HOME", &home),
+        ]);
+        assert_eq!(docker_config_dir(&vars), None, "nothing there yet");
+        std::fs::create_dir_all(home.join(".docker")).unwrap();
+        std::fs::write(home.join(".docker/config.json"), "{}").unwrap();
+        assert_eq!(docker_config_dir(&vars), Some(home.join(".docker")));
+        // Elsewhere on the host: not reachable, left to the default lookup.
+        let other = Path::new("/opt/elsewhere/.docker");
+        assert_eq!(
+            docker_config_dir(&env(&[
+                ("DOCKER_CONFIG", other),
+                ("RUNNER_TEMP", runner_temp),
+                ("HOME", &home)
+            ])),
+            None
+        );
+        assert_eq!(docker_config_dir(&env(&[("HOME", &home)])), None);
+    }
 }
