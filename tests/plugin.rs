@@ -480,6 +480,52 @@ fn dishonest_responses_are_refused() {
     assert!(rt.block_on(signer.sign(b"other")).is_ok());
 }
 
+/// The action's `plugin`, `plugin-key-id` and multi-line `plugin-config` inputs reach the
+/// plugin installed under notation's configuration directory.
+fn action_inputs_select_the_plugin() {
+    let s = setup("com.example.action", KeySpec::EcP256);
+    let layout = s.dir.path().join("layout");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-layout"),
+        &layout,
+    );
+    let output_file = s.dir.path().join("github_output");
+    std::fs::write(&output_file, "").expect("output file");
+    let config: Vec<String> = s
+        .config("ok")
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let out = bin()
+        .args(["action", "sign"])
+        .env("XDG_CONFIG_HOME", s.dir.path())
+        .env("HOME", s.dir.path())
+        .env("INPUT_IMAGES", format!("{}:v1", layout.display()))
+        .env("INPUT_OCI-LAYOUT", "true")
+        .env("INPUT_PLUGIN", "com.example.action")
+        .env("INPUT_PLUGIN-KEY-ID", "key-1")
+        .env("INPUT_PLUGIN-CONFIG", config.join("\n"))
+        .env("GITHUB_OUTPUT", &output_file)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .expect("action");
+    check(&out, "action sign with a plugin");
+    let outputs = std::fs::read_to_string(&output_file).expect("outputs");
+    assert!(outputs.contains("plugin-leaf"), "{outputs}");
+    // A plugin combined with a key is a usage error.
+    let out = bin()
+        .args(["action", "sign"])
+        .env("INPUT_IMAGES", "x:v1")
+        .env("INPUT_PLUGIN", "com.example.action")
+        .env("INPUT_PLUGIN-KEY-ID", "key-1")
+        .env("INPUT_KEY", "/nonexistent.pem")
+        .env("GITHUB_OUTPUT", &output_file)
+        .output()
+        .expect("action");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cannot be combined"));
+}
+
 fn missing_plugin_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = bin()
@@ -533,6 +579,10 @@ fn main() {
         (
             "dishonest_responses_are_refused",
             dishonest_responses_are_refused,
+        ),
+        (
+            "action_inputs_select_the_plugin",
+            action_inputs_select_the_plugin,
         ),
         ("missing_plugin_is_named", missing_plugin_is_named),
     ];
