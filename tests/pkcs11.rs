@@ -418,6 +418,17 @@ fn wrong_pin_fails_without_printing_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("login failed"), "{err}");
     assert!(!err.contains(wrong), "{err}");
+    // No PIN at all: the token has no PIN pad, so this is refused before C_Login.
+    let out = bin(&hsm)
+        .args(["sign", "--oci-layout", &reference])
+        .args(["--pkcs11-module", MODULE, "--pkcs11-key", "id:01"])
+        .arg("--cert")
+        .arg(&chain)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no PIN was given"), "{err}");
 }
 
 #[test]

@@ -181,8 +181,21 @@ impl Pkcs11Signer {
         let session = context
             .open_ro_session(slot)
             .map_err(token_err("cannot open a session"))?;
-        let pin = AuthPin::new(config.pin.as_str().to_string());
-        match session.login(UserType::User, Some(&pin)) {
+        // An empty PIN means none was given: only a token with its own PIN pad (protected
+        // authentication path) can log in without one.
+        let pin = if config.pin.is_empty() {
+            let protected = context
+                .get_token_info(slot)
+                .map(|i| i.protected_authentication_path())
+                .unwrap_or(false);
+            if !protected {
+                return Err(Pkcs11Error::Login("no PIN was given".into()));
+            }
+            None
+        } else {
+            Some(AuthPin::new(config.pin.as_str().to_string()))
+        };
+        match session.login(UserType::User, pin.as_ref()) {
             Ok(()) => {}
             Err(cryptoki::error::Error::Pkcs11(
                 cryptoki::error::RvError::UserAlreadyLoggedIn,
