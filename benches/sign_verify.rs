@@ -87,6 +87,7 @@ async fn run() {
         let target = SignTarget {
             input: reference.to_string(),
             reference,
+            platform: None,
         };
         let store: Arc<dyn ArtifactStore> = client.clone();
         let t = Instant::now();
@@ -139,6 +140,7 @@ async fn run() {
         .map(|r| SignTarget {
             input: r.clone(),
             reference: Reference::parse(r).unwrap(),
+            platform: None,
         })
         .collect();
     let client: Arc<dyn ArtifactStore> = Arc::new(registry.client());

@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sign artifacts and push the signatures as OCI referrers.
-    Sign(SignArgs),
+    Sign(Box<SignArgs>),
     /// Verify artifacts against a notation trust policy and trust store.
     Verify(VerifyArgs),
     /// List the signatures of an artifact.
@@ -108,19 +108,46 @@ pub struct StoreArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[group(id = "key_source", required = true, multiple = false, args = ["key", "pkcs11_module", "plugin"])]
 pub struct SignArgs {
     /// Artifacts to sign: `registry/repo@sha256:…` (or `:tag`, resolved with a warning).
     #[arg(required = true, value_name = "REFERENCE")]
     pub references: Vec<String>,
     /// PEM private key (PKCS#8, encrypted PKCS#8, SEC1 EC or PKCS#1 RSA).
-    #[arg(long, short = 'k', value_name = "FILE")]
-    pub key: PathBuf,
+    #[arg(long, short = 'k', value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Password of an encrypted PKCS#8 key.
     #[arg(long, env = "SIGN_ACTION_KEY_PASSWORD", hide_env_values = true)]
     pub key_password: Option<String>,
     /// PEM certificate chain: leaf first, root last (a single self-signed certificate is fine).
+    /// Required with --key; with --pkcs11-module the chain is read from the token when absent.
     #[arg(long, short = 'c', value_name = "FILE")]
-    pub cert: PathBuf,
+    pub cert: Option<PathBuf>,
+    /// PKCS#11 module (shared library) holding the signing key, e.g. /usr/lib/softhsm/libsofthsm2.so.
+    #[arg(long, value_name = "PATH", requires = "pkcs11_key")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// Token to use: `slot:N`, `label:NAME` or a plain label (default: the only token present).
+    #[arg(long, value_name = "TOKEN", requires = "pkcs11_module")]
+    pub pkcs11_token: Option<String>,
+    /// Private key on the token: `id:HEX`, `label:NAME` or a plain label.
+    #[arg(long, value_name = "KEY", requires = "pkcs11_module")]
+    pub pkcs11_key: Option<String>,
+    /// User PIN of the token (prefer the environment variable to the command line).
+    #[arg(long, env = "SIGN_ACTION_PKCS11_PIN", hide_env_values = true)]
+    pub pkcs11_pin: Option<String>,
+    /// Sign with an installed notation plugin (SIGNATURE_GENERATOR.RAW), found at
+    /// `{notation config}/plugins/NAME/notation-NAME` unless --plugin-path is given.
+    #[arg(long, value_name = "NAME", requires = "plugin_key_id")]
+    pub plugin: Option<String>,
+    /// The key id passed to the plugin.
+    #[arg(long, alias = "id", value_name = "KEY_ID", requires = "plugin")]
+    pub plugin_key_id: Option<String>,
+    /// Plugin configuration KEY=VALUE (repeatable), passed as `pluginConfig`.
+    #[arg(long, value_name = "KEY=VALUE", requires = "plugin")]
+    pub plugin_config: Vec<String>,
+    /// The plugin executable, instead of notation's plugin directory.
+    #[arg(long, value_name = "PATH", requires = "plugin")]
+    pub plugin_path: Option<PathBuf>,
     /// Envelope format.
     #[arg(long, value_enum, default_value_t = SignatureFormatArg::Jws)]
     pub signature_format: SignatureFormatArg,
@@ -142,6 +169,14 @@ pub struct SignArgs {
     /// How many artifacts to sign at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Do not check the signing chain's revocation status before signing (by default a
+    /// revoked certificate is refused and an unknown status is a warning). For offline
+    /// signing and for producing test signatures with revoked certificates.
+    #[arg(long)]
+    pub no_revocation_check: bool,
+    /// For an image index, also sign every manifest it lists (one signature each).
+    #[arg(long)]
+    pub recursive: bool,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Result format on stdout.
@@ -169,6 +204,13 @@ pub struct VerifyArgs {
     /// Give up after this many signatures per artifact.
     #[arg(long, default_value_t = 100)]
     pub max_signatures: usize,
+    /// Keep CRLs and OCSP answers in this directory between runs (until their nextUpdate).
+    #[arg(long, value_name = "DIR")]
+    pub revocation_cache: Option<PathBuf>,
+    /// For an image index, also require every manifest it lists to verify (reported per
+    /// platform).
+    #[arg(long)]
+    pub recursive: bool,
     #[command(flatten)]
     pub store: StoreArgs,
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]

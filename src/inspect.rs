@@ -30,6 +30,27 @@ impl CertificateDetails {
     }
 }
 
+/// An embedded timestamp token as it reads, unverified.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TimestampDetails {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gen_time: Option<String>,
+    /// [genTime − accuracy, genTime + accuracy].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range_start: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range_end: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tsa_subject: Option<String>,
+    /// SHA-256 fingerprints of the certificates the token carries, TSA certificate first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tsa_certificates: Vec<String>,
+    /// The token could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// One signature as stored.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -52,8 +73,13 @@ pub struct SignatureDetails {
     pub signing_agent: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificate_chain: Vec<CertificateDetails>,
-    /// Whether an RFC 3161 countersignature is embedded.
-    pub timestamped: bool,
+    /// Whether an RFC 3161 countersignature is embedded; `None` when the envelope was not
+    /// read (`list`), so that listing never claims a signature is untimestamped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamped: Option<bool>,
+    /// What the embedded RFC 3161 token claims (not verified here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<TimestampDetails>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub user_metadata: std::collections::BTreeMap<String, String>,
     /// Set when the signature could not be read.
@@ -96,7 +122,8 @@ pub async fn inspect(
             expiry: None,
             signing_agent: None,
             certificate_chain: Vec::new(),
-            timestamped: false,
+            timestamped: None,
+            timestamp: None,
             user_metadata: Default::default(),
             error: None,
         };
@@ -155,7 +182,27 @@ fn fill(entry: &mut SignatureDetails, media_type: String, env: &ParsedEnvelope) 
         .map(crate::sign::rfc3339_utc);
     entry.expiry = env.expiry.map(crate::sign::rfc3339_utc);
     entry.signing_agent = env.signing_agent.clone();
-    entry.timestamped = env.timestamp_token.is_some();
+    entry.timestamped = Some(env.timestamp_token.is_some());
+    entry.timestamp = env.timestamp_token.as_deref().map(|token| {
+        match crate::timestamp::parse_token_info(token) {
+            Ok(info) => TimestampDetails {
+                gen_time: Some(crate::verify::rfc3339_millis(info.gen_time)),
+                range_start: Some(crate::verify::rfc3339_millis(info.range.0)),
+                range_end: Some(crate::verify::rfc3339_millis(info.range.1)),
+                tsa_subject: Some(info.tsa_subject),
+                tsa_certificates: info.tsa_chain,
+                error: None,
+            },
+            Err(e) => TimestampDetails {
+                gen_time: None,
+                range_start: None,
+                range_end: None,
+                tsa_subject: None,
+                tsa_certificates: Vec::new(),
+                error: Some(e.to_string()),
+            },
+        }
+    });
     entry.certificate_chain = env
         .certificate_chain
         .iter()

@@ -10,6 +10,7 @@ pub mod oci;
 pub mod policy;
 pub mod revocation;
 pub mod sign;
+pub mod signers;
 pub mod testcert;
 pub mod timestamp;
 pub mod verify;

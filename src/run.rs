@@ -1,7 +1,9 @@
 //! Turns parsed arguments into library calls and results into output and exit codes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use zeroize::Zeroizing;
 
 use anyhow::{Context, Result};
 
@@ -10,13 +12,16 @@ use sign_action::envelope::EnvelopeFormat;
 use sign_action::oci::registry::{Credential, RegistryOptions};
 use sign_action::oci::{ArtifactStore, ManifestForm, Reference};
 use sign_action::sign::{self, SignReport, SignSettings, SignTarget};
+use sign_action::signers::{
+    KeySelector, Pkcs11Config, Pkcs11Signer, Plugin, PluginSigner, TokenSelector,
+};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sign_action::inspect::InspectReport;
 use sign_action::policy::store::{default_config_dir, TrustStore};
 use sign_action::policy::TrustPolicyDocument;
-use sign_action::revocation::RevocationChecker;
+use sign_action::revocation::{RevocationChecker, RevocationStatus};
 use sign_action::verify::{
     self, ArtifactVerification, EffectivePolicy, VerifySettings, VerifyTarget,
 };
@@ -33,7 +38,7 @@ pub const EXIT_USAGE: i32 = 2;
 
 pub async fn run(cli: Cli) -> i32 {
     let outcome = match cli.command {
-        Command::Sign(args) => run_sign(args).await,
+        Command::Sign(args) => run_sign(*args).await,
         Command::Cert(CertCommand::GenerateTest { name, dir }) => generate_test(&name, &dir),
         Command::Action {
             kind: ActionKind::Sign,
@@ -90,6 +95,9 @@ pub struct StoreConfig {
     pub github_token: Option<String>,
     pub insecure_registries: Vec<String>,
     pub registry_ca_pem: Vec<Vec<u8>>,
+    /// Directory of the docker `config.json` to read credentials from, instead of
+    /// `$DOCKER_CONFIG` / `~/.docker` (the action sets it when it must translate a path).
+    pub docker_config_dir: Option<std::path::PathBuf>,
 }
 
 impl StoreConfig {
@@ -109,6 +117,7 @@ impl StoreConfig {
             github_token: None,
             insecure_registries: args.insecure_registries.clone(),
             registry_ca_pem,
+            docker_config_dir: None,
         })
     }
 }
@@ -116,35 +125,105 @@ impl StoreConfig {
 /// Everything a signing run needs, built from CLI arguments or action inputs.
 pub struct SignRequest {
     pub references: Vec<String>,
-    pub key_pem: Vec<u8>,
-    pub key_password: Option<String>,
-    pub chain_pem: Vec<u8>,
+    pub key: KeySource,
+    /// PEM chain, leaf first. Required for a local key; a token may hold the chain instead.
+    pub chain_pem: Option<Vec<u8>>,
     pub settings: SignSettings,
     pub store: StoreConfig,
     /// TSA URL and the PEM roots its chain must lead to.
     pub timestamp: Option<(String, Vec<u8>)>,
+    /// Check the signing chain's revocation before signing.
+    pub check_revocation: bool,
+}
+
+/// Where the private key is.
+pub enum KeySource {
+    /// A PEM key read into memory.
+    Local {
+        key_pem: Vec<u8>,
+        password: Option<String>,
+    },
+    /// A key in a PKCS#11 token.
+    Pkcs11 {
+        module: PathBuf,
+        token: Option<String>,
+        key: String,
+        pin: Option<Zeroizing<String>>,
+    },
+    /// A notation plugin with the RAW generator capability.
+    Plugin {
+        name: String,
+        /// The executable; `None` looks in notation's plugin directory.
+        path: Option<PathBuf>,
+        key_id: String,
+        config: BTreeMap<String, String>,
+    },
+}
+
+/// `KEY=VALUE` pairs into a plugin configuration map.
+pub fn parse_plugin_config(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut config = BTreeMap::new();
+    for pair in pairs {
+        let (k, v) = pair
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .with_context(|| format!("plugin configuration {pair:?} is not KEY=VALUE"))?;
+        config.insert(k.to_string(), v.to_string());
+    }
+    Ok(config)
 }
 
 impl SignRequest {
     pub fn from_args(args: &SignArgs) -> Result<SignRequest> {
-        let key_pem = std::fs::read(&args.key)
-            .with_context(|| format!("cannot read the key file {}", args.key.display()))?;
-        let chain_pem = std::fs::read(&args.cert)
-            .with_context(|| format!("cannot read the certificate file {}", args.cert.display()))?;
-        let settings = settings_from(
+        let key = match (&args.key, &args.pkcs11_module) {
+            (None, None) if args.plugin.is_some() => KeySource::Plugin {
+                name: args.plugin.clone().unwrap_or_default(),
+                path: args.plugin_path.clone(),
+                key_id: args
+                    .plugin_key_id
+                    .clone()
+                    .context("--plugin-key-id is required with --plugin")?,
+                config: parse_plugin_config(&args.plugin_config)?,
+            },
+            (Some(path), None) => KeySource::Local {
+                key_pem: std::fs::read(path)
+                    .with_context(|| format!("cannot read the key file {}", path.display()))?,
+                password: args.key_password.clone(),
+            },
+            (None, Some(module)) => KeySource::Pkcs11 {
+                module: module.clone(),
+                token: args.pkcs11_token.clone(),
+                key: args
+                    .pkcs11_key
+                    .clone()
+                    .context("--pkcs11-key is required with --pkcs11-module")?,
+                pin: args.pkcs11_pin.clone().map(Zeroizing::new),
+            },
+            _ => anyhow::bail!("give exactly one of --key, --pkcs11-module or --plugin"),
+        };
+        let chain_pem = args
+            .cert
+            .as_ref()
+            .map(|cert| {
+                std::fs::read(cert)
+                    .with_context(|| format!("cannot read the certificate file {}", cert.display()))
+            })
+            .transpose()?;
+        let mut settings = settings_from(
             args.signature_format,
             args.expiry.as_deref(),
             &args.user_metadata,
             args.manifest_form,
             args.concurrency,
         )?;
+        settings.recursive = args.recursive;
         Ok(SignRequest {
             references: args.references.clone(),
-            key_pem,
-            key_password: args.key_password.clone(),
+            key,
             chain_pem,
             settings,
             store: StoreConfig::from_args(&args.store)?,
+            check_revocation: !args.no_revocation_check,
             timestamp: match (&args.timestamp_url, &args.timestamp_root_cert) {
                 (Some(url), Some(root)) => Some((
                     url.clone(),
@@ -183,6 +262,7 @@ pub fn settings_from(
             ManifestFormArg::ArtifactType => ManifestForm::ArtifactType,
         },
         concurrency: concurrency.max(1),
+        recursive: false,
     })
 }
 
@@ -207,13 +287,28 @@ pub async fn execute_sign(
     request: SignRequest,
     on_warning: &(dyn Fn(&str) + Sync),
 ) -> Result<SignReport> {
-    let chain = sign_action::x509::parse_certificates(&request.chain_pem, "the certificate chain")
-        .context("invalid certificate chain")?;
-    let chain_der: Vec<Vec<u8>> = chain.iter().map(|c| c.der().to_vec()).collect();
-    let signer =
-        LocalSigner::from_pem(&request.key_pem, request.key_password.as_deref(), chain_der)?;
-    let signer: Arc<dyn Signer> = Arc::new(signer);
+    let chain_der = match &request.chain_pem {
+        Some(pem) => Some(
+            sign_action::x509::parse_certificates(pem, "the certificate chain")
+                .context("invalid certificate chain")?
+                .iter()
+                .map(|c| c.der().to_vec())
+                .collect::<Vec<_>>(),
+        ),
+        None => None,
+    };
+    let signer = open_signer(request.key, chain_der).await?;
     sign::preflight(signer.as_ref(), &request.settings)?;
+    // Envelope-building plugins have no chain up front (their envelopes are checked instead).
+    if request.check_revocation && !signer.certificate_chain().is_empty() {
+        let chain = signer
+            .certificate_chain()
+            .iter()
+            .map(|der| sign_action::x509::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .context("invalid certificate chain")?;
+        check_signing_chain_revocation(&chain, on_warning).await?;
+    }
     let timestamper = match &request.timestamp {
         Some((url, roots_pem)) => {
             let roots =
@@ -237,6 +332,82 @@ pub async fn execute_sign(
     .await)
 }
 
+/// Build the signer for the chosen key source.
+async fn open_signer(key: KeySource, chain_der: Option<Vec<Vec<u8>>>) -> Result<Arc<dyn Signer>> {
+    match key {
+        KeySource::Local { key_pem, password } => {
+            let chain_der = chain_der.context(
+                "a certificate chain is required with a local key (--cert / input `certificate-chain`)",
+            )?;
+            let signer = LocalSigner::from_pem(&key_pem, password.as_deref(), chain_der)?;
+            Ok(Arc::new(signer))
+        }
+        KeySource::Pkcs11 {
+            module,
+            token,
+            key,
+            pin,
+        } => {
+            let config = Pkcs11Config {
+                token: token.as_deref().map(TokenSelector::parse).transpose()?,
+                key: KeySelector::parse(&key)?,
+                pin: pin.unwrap_or_default(),
+                chain: chain_der,
+                module,
+            };
+            // Loading the module and logging in block; keep them off the async workers.
+            let signer = tokio::task::spawn_blocking(move || Pkcs11Signer::open(config))
+                .await
+                .context("the PKCS#11 task failed")??;
+            Ok(Arc::new(signer))
+        }
+        KeySource::Plugin {
+            name,
+            path,
+            key_id,
+            config,
+        } => {
+            if chain_der.is_some() {
+                anyhow::bail!(
+                    "a certificate chain cannot be given with a plugin: the plugin returns it"
+                );
+            }
+            let plugin = match path {
+                Some(path) => Plugin::at(&name, &path)?,
+                None => {
+                    let dir = default_config_dir().context(
+                        "cannot find notation's configuration directory; give --plugin-path",
+                    )?;
+                    Plugin::installed(&dir, &name)?
+                }
+            };
+            Ok(Arc::new(PluginSigner::open(plugin, &key_id, config).await?))
+        }
+    }
+}
+
+/// A revoked signing certificate is refused before anything is signed; an unknown status
+/// (responder down, no CRL) is a warning, since verifiers will judge it again.
+async fn check_signing_chain_revocation(
+    chain: &[sign_action::x509::Certificate],
+    on_warning: &(dyn Fn(&str) + Sync),
+) -> Result<()> {
+    let checker = RevocationChecker::new().context("cannot set up revocation checking")?;
+    let outcome = checker.check_chain(chain, None).await;
+    match outcome.status {
+        RevocationStatus::Good => Ok(()),
+        RevocationStatus::Revoked => {
+            anyhow::bail!("the signing {outcome}; signing with a revoked certificate is refused")
+        }
+        RevocationStatus::Unknown => {
+            on_warning(&format!(
+                "could not confirm that the signing certificates are not revoked ({outcome}); signing anyway"
+            ));
+            Ok(())
+        }
+    }
+}
+
 /// Open the store the references live in and parse them.
 pub fn open_store(
     store: &StoreConfig,
@@ -248,7 +419,11 @@ pub fn open_store(
         .iter()
         .cloned()
         .zip(parsed)
-        .map(|(input, reference)| SignTarget { input, reference })
+        .map(|(input, reference)| SignTarget {
+            input,
+            reference,
+            platform: None,
+        })
         .collect();
     Ok((store, targets))
 }
@@ -261,6 +436,7 @@ pub fn registry_options(store: &StoreConfig, references: &[String]) -> RegistryO
         extra_root_certs_pem: store.registry_ca_pem.clone(),
         plain_http: store.registry_ca_pem.is_empty(),
         insecure_hosts: store.insecure_registries.clone(),
+        docker_config_dir: store.docker_config_dir.clone(),
         ..RegistryOptions::default()
     };
     if store.oci_layout {
@@ -308,8 +484,13 @@ pub fn print_sign_report(report: &SignReport, output: OutputFormat) {
         }
         OutputFormat::Text => {
             for s in &report.signatures {
+                let platform = s
+                    .platform
+                    .as_deref()
+                    .map(|p| format!(" platform {p}"))
+                    .unwrap_or_default();
                 println!(
-                    "signed {} ({}) -> signature {} [{}, {}]",
+                    "signed {}{platform} ({}) -> signature {} [{}, {}]",
                     s.reference,
                     s.digest,
                     s.signature_digest,
@@ -333,6 +514,8 @@ pub struct VerifyRequest {
     pub scope: Option<String>,
     pub settings: VerifySettings,
     pub store: StoreConfig,
+    /// Verify an image index and every manifest it lists.
+    pub recursive: bool,
 }
 
 /// Load the trust policy (a file, inline JSON, or notation's default location).
@@ -356,12 +539,21 @@ pub fn open_trust_store(explicit: Option<&Path>) -> Result<TrustStore> {
     }
 }
 
-pub fn verify_settings(max_signatures: usize, user_metadata: &[String]) -> Result<VerifySettings> {
+pub fn verify_settings(
+    max_signatures: usize,
+    user_metadata: &[String],
+    revocation_cache: Option<&Path>,
+) -> Result<VerifySettings> {
     let user_metadata = sign::parse_user_metadata(user_metadata).map_err(anyhow::Error::msg)?;
     if max_signatures == 0 {
         anyhow::bail!("--max-signatures must be at least 1");
     }
-    let checker = RevocationChecker::new().context("cannot set up revocation checking")?;
+    let mut checker = RevocationChecker::new().context("cannot set up revocation checking")?;
+    if let Some(dir) = revocation_cache {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the revocation cache {}", dir.display()))?;
+        checker = checker.with_cache_dir(dir);
+    }
     Ok(VerifySettings {
         max_signatures,
         user_metadata,
@@ -376,8 +568,13 @@ impl VerifyRequest {
             policy: load_policy(args.trust_policy.as_deref())?,
             trust_store: open_trust_store(args.trust_store.as_deref())?,
             scope: args.scope.clone(),
-            settings: verify_settings(args.max_signatures, &args.user_metadata)?,
+            settings: verify_settings(
+                args.max_signatures,
+                &args.user_metadata,
+                args.revocation_cache.as_deref(),
+            )?,
             store: StoreConfig::from_args(&args.store)?,
+            recursive: args.recursive,
         })
     }
 }
@@ -385,6 +582,21 @@ impl VerifyRequest {
 /// Select the policy for every reference and load its stores, then verify. Errors returned
 /// here are configuration errors; per-artifact outcomes are in the results.
 pub async fn execute_verify(request: VerifyRequest) -> Result<Vec<ArtifactVerification>> {
+    // A scope picks the trust policy, so a mistyped one must not silently fall through to
+    // the "*" statement, and one given for registry references (whose scope is their
+    // repository) must not be silently ignored.
+    if let Some(scope) = &request.scope {
+        if !request.store.oci_layout {
+            anyhow::bail!(
+                "--scope applies only with --oci-layout: a registry reference's scope is its own registry/repository"
+            );
+        }
+        if !sign_action::policy::document::is_valid_registry_scope(scope) {
+            anyhow::bail!(
+                "invalid --scope {scope:?}: give a registry scope as it appears in the trust policy, host[:port]/repository (e.g. registry.example/app)"
+            );
+        }
+    }
     let (store, targets) = open_store(&request.store, &request.references)?;
     let mut policies: HashMap<String, Arc<EffectivePolicy>> = HashMap::new();
     let mut to_verify = Vec::new();
@@ -428,13 +640,12 @@ pub async fn execute_verify(request: VerifyRequest) -> Result<Vec<ArtifactVerifi
         ));
     }
     let order: Vec<usize> = to_verify.iter().map(|(i, _)| *i).collect();
-    let verified = verify::verify_all(
-        store,
-        to_verify.into_iter().map(|(_, t)| t).collect(),
-        &request.settings,
-        4,
-    )
-    .await;
+    let to_verify = to_verify.into_iter().map(|(_, t)| t).collect();
+    let verified = if request.recursive {
+        verify::verify_all_recursive(store, to_verify, &request.settings, 4).await
+    } else {
+        verify::verify_all(store, to_verify, &request.settings, 4).await
+    };
     let mut all: Vec<(usize, ArtifactVerification)> = order.into_iter().zip(verified).collect();
     all.extend(early);
     all.sort_by_key(|(i, _)| *i);
@@ -490,6 +701,26 @@ pub fn print_verify_results(results: &[ArtifactVerification], output: OutputForm
                         "FAILED {}: {}",
                         r.reference,
                         r.error.as_deref().unwrap_or("verification failed")
+                    );
+                }
+                if let Some(ts) = r.signature.as_ref().and_then(|s| s.timestamp.as_ref()) {
+                    println!(
+                        "  timestamped {} by {:?} (range {} to {})",
+                        ts.gen_time, ts.tsa_subject, ts.range_start, ts.range_end
+                    );
+                }
+                for p in &r.platforms {
+                    let c = &p.result;
+                    println!(
+                        "  platform {} {} ({}): {}",
+                        p.platform.as_deref().unwrap_or("-"),
+                        if c.verified { "verified" } else { "FAILED" },
+                        c.digest.as_deref().unwrap_or("?"),
+                        match (&c.signature, &c.error) {
+                            (_, Some(e)) => e.clone(),
+                            (Some(sig), None) => format!("signature {}", sig.digest),
+                            (None, None) => "policy skips verification".to_string(),
+                        }
                     );
                 }
                 for w in &r.warnings {
@@ -559,8 +790,29 @@ fn print_inspect(report: &InspectReport, details: bool) {
         field("signing agent", &s.signing_agent);
         println!(
             "    timestamped: {}",
-            if s.timestamped { "yes" } else { "no" }
+            if s.timestamped == Some(true) {
+                "yes"
+            } else {
+                "no"
+            }
         );
+        if let Some(ts) = &s.timestamp {
+            match &ts.error {
+                Some(e) => println!("    timestamp: unreadable: {e}"),
+                None => {
+                    println!(
+                        "    timestamp: {} (range {} to {}) by {}",
+                        ts.gen_time.as_deref().unwrap_or("?"),
+                        ts.range_start.as_deref().unwrap_or("?"),
+                        ts.range_end.as_deref().unwrap_or("?"),
+                        ts.tsa_subject.as_deref().unwrap_or("?")
+                    );
+                    for (i, fp) in ts.tsa_certificates.iter().enumerate() {
+                        println!("      TSA certificate #{}: sha256 {fp}", i + 1);
+                    }
+                }
+            }
+        }
         for (k, v) in &s.user_metadata {
             println!("    user metadata: {k}={v}");
         }

@@ -19,6 +19,10 @@ pub struct SignedArtifact {
     /// `jws` or `cose`.
     pub signature_format: String,
     pub storage: Storage,
+    /// `os/arch[/variant]` of a platform manifest signed because `--recursive` expanded
+    /// the image index that lists it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
     /// Leaf certificate subject.
     pub signer_subject: String,
     /// SHA-256 fingerprint of the leaf certificate (lowercase hex).
@@ -64,6 +68,8 @@ pub struct SignSettings {
     pub manifest_form: ManifestForm,
     /// How many artifacts are signed at once.
     pub concurrency: usize,
+    /// Sign an image index and every manifest it lists (one signature each).
+    pub recursive: bool,
 }
 
 impl Default for SignSettings {
@@ -74,6 +80,7 @@ impl Default for SignSettings {
             user_metadata: BTreeMap::new(),
             manifest_form: ManifestForm::Legacy,
             concurrency: 4,
+            recursive: false,
         }
     }
 }
@@ -98,17 +105,22 @@ pub enum SignError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    #[error("the envelope built by the signer is not acceptable: {0}")]
+    GeneratedEnvelope(String),
 }
 
 /// Check what applies to every artifact before touching any registry: the chain meets the
 /// Notary rules and every certificate is valid now; user metadata keys are allowed.
 pub fn preflight(signer: &dyn Signer, settings: &SignSettings) -> Result<(), SignSetupError> {
-    let chain = signer
-        .certificate_chain()
-        .iter()
-        .map(|der| Certificate::from_der(der))
-        .collect::<Result<Vec<_>, _>>()?;
-    validate_chain(&chain, ChainPurpose::CodeSigning, Some(SystemTime::now()))?;
+    // Envelope-building signers have no chain up front; each envelope's chain is checked.
+    if signer.envelope_generator().is_none() {
+        let chain = signer
+            .certificate_chain()
+            .iter()
+            .map(|der| Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()?;
+        validate_chain(&chain, ChainPurpose::CodeSigning, Some(SystemTime::now()))?;
+    }
     for key in settings.user_metadata.keys() {
         if key.starts_with("io.cncf.notary") {
             return Err(SignSetupError::UserMetadata(format!(
@@ -134,6 +146,8 @@ pub fn preflight(signer: &dyn Signer, settings: &SignSettings) -> Result<(), Sig
 pub struct SignTarget {
     pub input: String,
     pub reference: Reference,
+    /// Set for the platform manifests a recursive run found in an index.
+    pub platform: Option<String>,
 }
 
 /// Sign every target concurrently; a failure of one does not stop the others.
@@ -155,6 +169,8 @@ pub async fn sign_all(
         .as_ref()
         .map(|c| c.sha256_fingerprint())
         .unwrap_or_default();
+    let (targets, mut expansion_failures) =
+        expand_targets(store.as_ref(), targets, settings, on_warning).await;
 
     let results: Vec<(usize, Result<SignedArtifact, SignError>)> =
         stream::iter(targets.iter().enumerate())
@@ -174,14 +190,24 @@ pub async fn sign_all(
                         on_warning,
                     )
                     .await
-                    .map(|(digest, pushed)| SignedArtifact {
-                        reference: target.input.clone(),
-                        digest,
-                        signature_digest: pushed.manifest.digest,
-                        signature_format: settings.format.name().to_string(),
-                        storage: pushed.storage,
-                        signer_subject,
-                        certificate_fingerprint: fingerprint,
+                    .map(|(digest, pushed, generated_chain)| {
+                        // A generated envelope names its own signer.
+                        let leaf = generated_chain
+                            .as_ref()
+                            .and_then(|c| c.first())
+                            .and_then(|der| Certificate::from_der(der).ok());
+                        SignedArtifact {
+                            reference: target.input.clone(),
+                            digest,
+                            signature_digest: pushed.manifest.digest,
+                            signature_format: settings.format.name().to_string(),
+                            storage: pushed.storage,
+                            platform: target.platform.clone(),
+                            signer_subject: leaf.as_ref().map_or(signer_subject, |c| c.subject()),
+                            certificate_fingerprint: leaf
+                                .as_ref()
+                                .map_or(fingerprint, |c| c.sha256_fingerprint()),
+                        }
                     });
                     (i, outcome)
                 }
@@ -202,7 +228,65 @@ pub async fn sign_all(
             }),
         }
     }
+    report.failures.append(&mut expansion_failures);
     report
+}
+
+/// Resolve every target once to find image indexes: with `recursive`, an index is followed
+/// by a target for each manifest it lists; without, the index alone is signed and a warning
+/// says its platform manifests are not. A target whose index cannot be read fails here.
+async fn expand_targets(
+    store: &dyn ArtifactStore,
+    targets: Vec<SignTarget>,
+    settings: &SignSettings,
+    on_warning: &(dyn Fn(&str) + Sync),
+) -> (Vec<SignTarget>, Vec<SignFailure>) {
+    let expanded: Vec<Result<Vec<SignTarget>, SignFailure>> = stream::iter(targets)
+        .map(|target| async move {
+            // Resolution errors are reported by the signing step itself.
+            let Ok(descriptor) = store.resolve(&target.reference).await else {
+                return Ok(vec![target]);
+            };
+            if !crate::oci::is_index_type(&descriptor.media_type) {
+                return Ok(vec![target]);
+            }
+            if !settings.recursive {
+                on_warning(&format!(
+                    "{} is an image index: only the index is signed, not the platform manifests it lists; pass --recursive (action input `recursive: true`) to sign each of them too",
+                    target.input
+                ));
+                return Ok(vec![target]);
+            }
+            let children =
+                match crate::oci::index_children(store, &target.reference, &descriptor).await {
+                    Ok(c) => c.unwrap_or_default(),
+                    Err(e) => {
+                        return Err(SignFailure {
+                            reference: target.input.clone(),
+                            error: format!("cannot read the image index to sign it recursively: {e}"),
+                        })
+                    }
+                };
+            let mut out = vec![target];
+            out.extend(children.into_iter().map(|c| SignTarget {
+                input: c.reference.to_string(),
+                reference: c.reference,
+                platform: c.platform,
+            }));
+            Ok(out)
+        })
+        .buffered(settings.concurrency.max(1))
+        .collect()
+        .await;
+    let mut targets = Vec::new();
+    let mut failures = Vec::new();
+    for e in expanded {
+        match e {
+            Ok(t) => targets.extend(t),
+            Err(f) => failures.push(f),
+        }
+    }
+    (targets, failures)
 }
 
 async fn sign_one(
@@ -212,7 +296,7 @@ async fn sign_one(
     timestamper: Option<&dyn Timestamper>,
     settings: &SignSettings,
     on_warning: &(dyn Fn(&str) + Sync),
-) -> Result<(String, crate::oci::PushedSignature), SignError> {
+) -> Result<(String, crate::oci::PushedSignature, Option<Vec<Vec<u8>>>), SignError> {
     let descriptor = store.resolve(&target.reference).await?;
     if target.reference.digest.is_none() {
         on_warning(&format!(
@@ -229,12 +313,41 @@ async fn sign_one(
         expiry: settings.expiry.map(|d| signing_time + d),
         signing_agent: crate::signing_agent(),
     };
-    let envelope_bytes = envelope::sign(settings.format, &options, signer, timestamper).await?;
+    let (envelope_bytes, chain, mut annotations, generated) = match signer.envelope_generator() {
+        None => (
+            envelope::sign(settings.format, &options, signer, timestamper).await?,
+            signer.certificate_chain().to_vec(),
+            BTreeMap::new(),
+            false,
+        ),
+        Some(generator) => {
+            if timestamper.is_some() {
+                return Err(SignError::GeneratedEnvelope(
+                    "a timestamp cannot be added to an envelope the signer built".into(),
+                ));
+            }
+            let generated = generator
+                .generate_envelope(
+                    settings.format.media_type(),
+                    &options.payload,
+                    settings.expiry,
+                )
+                .await
+                .map_err(|e| SignError::GeneratedEnvelope(e.to_string()))?;
+            let parsed =
+                check_generated_envelope(settings.format, &options.payload, &generated.envelope)?;
+            (
+                generated.envelope,
+                parsed.certificate_chain,
+                generated.annotations,
+                true,
+            )
+        }
+    };
 
-    let mut annotations = BTreeMap::new();
     annotations.insert(
         THUMBPRINT_ANNOTATION.to_string(),
-        thumbprint_annotation(signer.certificate_chain()),
+        thumbprint_annotation(&chain),
     );
     annotations.insert(CREATED_ANNOTATION.to_string(), rfc3339_utc(signing_time));
     let pushed = store
@@ -247,7 +360,71 @@ async fn sign_one(
             settings.manifest_form,
         )
         .await?;
-    Ok((descriptor.digest, pushed))
+    Ok((descriptor.digest, pushed, generated.then_some(chain)))
+}
+
+/// An envelope someone else built must be one we could have built: it parses under the
+/// Notary rules, its signature and chain verify (and the chain is valid now), and its payload
+/// signs the artifact we asked for with every annotation we asked for.
+fn check_generated_envelope(
+    format: EnvelopeFormat,
+    requested_payload: &[u8],
+    bytes: &[u8],
+) -> Result<envelope::ParsedEnvelope, SignError> {
+    let parsed = envelope::parse(format.media_type(), bytes)?;
+    envelope::verify_integrity(&parsed)?;
+    let chain = parsed
+        .certificate_chain
+        .iter()
+        .map(|der| Certificate::from_der(der))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SignError::GeneratedEnvelope(e.to_string()))?;
+    validate_chain(&chain, ChainPurpose::CodeSigning, Some(SystemTime::now()))
+        .map_err(|e| SignError::GeneratedEnvelope(e.to_string()))?;
+    let bad = |why: &str| SignError::GeneratedEnvelope(why.to_string());
+    let ours: serde_json::Value =
+        serde_json::from_slice(requested_payload).map_err(|_| bad("our payload is not JSON"))?;
+    let theirs: serde_json::Value =
+        serde_json::from_slice(&parsed.payload).map_err(|_| bad("its payload is not JSON"))?;
+    let (Some(ours), Some(theirs)) = (ours.as_object(), theirs.as_object()) else {
+        return Err(bad("its payload is not a JSON object"));
+    };
+    if theirs.keys().ne(ours.keys()) {
+        return Err(bad("its payload has other members than targetArtifact"));
+    }
+    let (Some(want), Some(got)) = (
+        ours.get("targetArtifact").and_then(|v| v.as_object()),
+        theirs.get("targetArtifact").and_then(|v| v.as_object()),
+    ) else {
+        return Err(bad("its payload has no targetArtifact object"));
+    };
+    for field in ["mediaType", "digest", "size"] {
+        if want.get(field) != got.get(field) {
+            return Err(SignError::GeneratedEnvelope(format!(
+                "its payload signs another artifact (targetArtifact.{field} differs)"
+            )));
+        }
+    }
+    if got
+        .keys()
+        .any(|k| !want.contains_key(k) && k != "annotations")
+    {
+        return Err(bad("its targetArtifact gained unknown members"));
+    }
+    let empty = serde_json::Map::new();
+    let want_ann = want
+        .get("annotations")
+        .and_then(|v| v.as_object())
+        .unwrap_or(&empty);
+    let got_ann = got.get("annotations").and_then(|v| v.as_object());
+    for (k, v) in want_ann {
+        if got_ann.and_then(|a| a.get(k)) != Some(v) {
+            return Err(SignError::GeneratedEnvelope(format!(
+                "its payload dropped or changed the annotation {k:?}"
+            )));
+        }
+    }
+    Ok(parsed)
 }
 
 /// The `io.cncf.notary.x509chain.thumbprint#S256` value: a JSON array, as a string, of the

@@ -142,6 +142,20 @@ pub struct ArtifactVerification {
     /// Why the artifact failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// With `--recursive` on an image index: the verdict for each manifest it lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformVerification>,
+}
+
+/// The verdict for one manifest of an image index verified recursively.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PlatformVerification {
+    /// `os/arch[/variant]` from the index (absent when the index names none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(flatten)]
+    pub result: ArtifactVerification,
 }
 
 impl ArtifactVerification {
@@ -157,6 +171,7 @@ impl ArtifactVerification {
             failed_signatures: Vec::new(),
             warnings: Vec::new(),
             error: Some(error),
+            platforms: Vec::new(),
         }
     }
 }
@@ -273,6 +288,7 @@ pub async fn verify_artifact(
         failed_signatures: Vec::new(),
         warnings: Vec::new(),
         error: None,
+        platforms: Vec::new(),
     };
     let artifact = match store.resolve(reference).await {
         Ok(d) => d,
@@ -768,6 +784,15 @@ async fn check_authentic_timestamp(
         Err(e) => return Judged::from(Err(format!("timestamp countersignature: {e}"))),
     };
     *timestamp_report = Some(TimestampReport::of(&info));
+    // The range is judged before the TSA chain's revocation (digest §5 step 7 before step
+    // 6, as notation does): it is local and definitive, so a timestamp outside the signing
+    // certificate's validity fails for that reason rather than for an unreachable OCSP/CRL
+    // server, and costs no network request.
+    for cert in chain {
+        if let Err(e) = info.check_within_validity(cert) {
+            return Judged::from(Err(e.to_string()));
+        }
+    }
     // Once a timestamp is relied on, its TSA chain must not be revoked (digest §5 step 6).
     let Some(checker) = checker else {
         return Judged {
@@ -779,11 +804,6 @@ async fn check_authentic_timestamp(
     let tsa_revocation = checker.check_chain(&tsa_chain, None).await;
     if tsa_revocation.status != RevocationStatus::Good {
         return Judged::from(Err(format!("TSA {tsa_revocation}")));
-    }
-    for cert in chain {
-        if let Err(e) = info.check_within_validity(cert) {
-            return Judged::from(Err(e.to_string()));
-        }
     }
     Judged::from(Ok(CheckStatus::Passed))
 }
@@ -853,4 +873,83 @@ pub async fn verify_all(
         .await;
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// [`verify_all`], then for every target that is an image index, verify each manifest it
+/// lists under the same policy: the target passes only if the index and every child pass.
+pub async fn verify_all_recursive(
+    store: Arc<dyn ArtifactStore>,
+    targets: Vec<VerifyTarget>,
+    settings: &VerifySettings,
+    concurrency: usize,
+) -> Vec<ArtifactVerification> {
+    let copies: Vec<(Reference, Arc<EffectivePolicy>)> = targets
+        .iter()
+        .map(|t| (t.reference.clone(), t.policy.clone()))
+        .collect();
+    let mut results = verify_all(store.clone(), targets, settings, concurrency).await;
+    for (result, (reference, policy)) in results.iter_mut().zip(copies) {
+        let Some(digest) = result.digest.clone() else {
+            continue;
+        };
+        let mut pinned = reference.clone();
+        pinned.digest = Some(digest);
+        let children = match store.resolve(&pinned).await {
+            Ok(d) => crate::oci::index_children(store.as_ref(), &pinned, &d).await,
+            Err(e) => Err(e),
+        };
+        let children = match children {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) => {
+                result.verified = false;
+                result.error = Some(format!("cannot read the image index: {e}"));
+                continue;
+            }
+        };
+        let child_targets = children
+            .iter()
+            .map(|c| VerifyTarget {
+                input: c.reference.to_string(),
+                reference: c.reference.clone(),
+                policy: policy.clone(),
+            })
+            .collect();
+        let verdicts = verify_all(store.clone(), child_targets, settings, concurrency).await;
+        let failed: Vec<String> = children
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, v)| !v.verified)
+            .map(|(c, v)| {
+                format!(
+                    "{} ({}): {}",
+                    c.platform.as_deref().unwrap_or("no platform"),
+                    c.descriptor.digest,
+                    v.error.as_deref().unwrap_or("verification failed")
+                )
+            })
+            .collect();
+        if !failed.is_empty() {
+            result.verified = false;
+            let children_msg = format!(
+                "{} of {} platform manifests failed: {}",
+                failed.len(),
+                children.len(),
+                failed.join("; ")
+            );
+            result.error = Some(match result.error.take() {
+                Some(own) => format!("{own}; {children_msg}"),
+                None => children_msg,
+            });
+        }
+        result.platforms = children
+            .into_iter()
+            .zip(verdicts)
+            .map(|(c, v)| PlatformVerification {
+                platform: c.platform,
+                result: v,
+            })
+            .collect();
+    }
+    results
 }

@@ -725,7 +725,11 @@ fn order_and_completeness() {
     assert!(matches!(err, ChainError::Empty));
     // A self-signed leaf followed by an unrelated root.
     let e2e = parse_certificates(
-        &std::fs::read("/work/shared/vectors/e2e-certs/e2e.crt").unwrap(),
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/vectors/e2e-certs/e2e.crt"
+        ))
+        .unwrap(),
         "e2e.crt",
     )
     .unwrap();
@@ -881,7 +885,11 @@ fn refused_signature_algorithms() {
 #[test]
 fn upstream_vectors_validate() {
     let e2e = parse_certificates(
-        &std::fs::read("/work/shared/vectors/e2e-certs/e2e.crt").unwrap(),
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/vectors/e2e-certs/e2e.crt"
+        ))
+        .unwrap(),
         "e2e.crt",
     )
     .unwrap();
@@ -889,7 +897,11 @@ fn upstream_vectors_validate() {
     validate_chain(&e2e, ChainPurpose::CodeSigning, now()).unwrap();
 
     let crl_chain = parse_certificates(
-        &std::fs::read("/work/shared/vectors/crl/certchain_with_crl.pem").unwrap(),
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/vectors/crl/certchain_with_crl.pem"
+        ))
+        .unwrap(),
         "certchain_with_crl.pem",
     )
     .unwrap();
@@ -898,7 +910,11 @@ fn upstream_vectors_validate() {
 
     // The expired e2e certificate: fine as a chain, not valid now.
     let expired = parse_certificates(
-        &std::fs::read("/work/shared/vectors/e2e-certs/expired_e2e.crt").unwrap(),
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/vectors/e2e-certs/expired_e2e.crt"
+        ))
+        .unwrap(),
         "expired_e2e.crt",
     )
     .unwrap();
@@ -909,7 +925,11 @@ fn upstream_vectors_validate() {
     // notation-go's mock envelope: leaf and root share one subject name, so the leaf is
     // self-issued but not self-signed; the chain is valid.
     let env: serde_json::Value = serde_json::from_slice(
-        &std::fs::read("/work/shared/vectors/envelopes-mock/ca_valid_sig_env.json").unwrap(),
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/vectors/envelopes-mock/ca_valid_sig_env.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     use base64::Engine;
@@ -934,7 +954,11 @@ fn upstream_vectors_validate() {
 
     // The e2e key signs with the e2e certificate.
     let signer = LocalSigner::from_pem(
-        &std::fs::read("/work/shared/vectors/e2e-certs/e2e.key").unwrap(),
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/vectors/e2e-certs/e2e.key"
+        ))
+        .unwrap(),
         None,
         vec![e2e[0].der().to_vec()],
     )
@@ -1000,7 +1024,10 @@ fn real_tsa_chain_from_a_globalsign_token() {
             "-inform",
             "DER",
             "-in",
-            "/work/shared/vectors/timestamp-tokens/TimeStampToken.p7s",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/vectors/timestamp-tokens/TimeStampToken.p7s"
+            ),
             "-print_certs",
             "-out",
             "tsa.pem",

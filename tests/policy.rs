@@ -14,7 +14,7 @@ use sign_action::policy::{
     TrustedIdentity, VerifyTimestamp,
 };
 
-const VECTORS: &str = "/work/shared/vectors";
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vectors");
 
 fn vector(rel: &str) -> PathBuf {
     Path::new(VECTORS).join(rel)

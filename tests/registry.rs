@@ -1135,6 +1135,9 @@ async fn referrers_api_pages_are_followed_and_filtered() {
             )
             .unwrap()
         };
+        if req.path().starts_with("/v2/app/manifests/sha256-") {
+            return FakeResponse::new(404);
+        }
         if !req.path().starts_with("/v2/app/referrers/") {
             return FakeResponse::new(500);
         }
@@ -1167,19 +1170,39 @@ async fn referrers_api_pages_are_followed_and_filtered() {
         ["a", "c"],
         "filtered client-side, deduplicated, both pages"
     );
+    // Not yet confirmed in this run (no push showed the API lists what it accepts): the
+    // tag schema is read too, in case the API's answer omits signatures.
+    let reqs = reg.requests();
+    assert_eq!(reqs.len(), 3, "two pages and the tag schema index");
     assert_eq!(
-        reg.requests().len(),
-        2,
-        "no tag schema lookup when the API answers"
+        reqs[2].path(),
+        format!("/v2/app/manifests/{}", SUBJECT_V1.replace(':', "-"))
     );
 }
 
 #[tokio::test]
 async fn oci_subject_answer_means_no_tag_schema_update() {
-    let reg = FakeServer::start(|req| match (req.method.as_str(), req.path()) {
+    // The registry lists what it accepted: the first push confirms the API for the run.
+    let pushed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = pushed.clone();
+    let reg = FakeServer::start(move |req| match (req.method.as_str(), req.path()) {
         ("HEAD", p) if p.contains("/blobs/") => FakeResponse::new(200),
         ("PUT", p) if p.contains("/manifests/sha256:") => {
+            *seen.lock().unwrap() = p.rsplit('/').next().unwrap().to_string();
             FakeResponse::new(201).header("OCI-Subject", SUBJECT_V1)
+        }
+        ("GET", p) if p.starts_with("/v2/app/referrers/") => {
+            let digest = seen.lock().unwrap().clone();
+            let mut entry = sig_entry('a', SIGNATURE_ARTIFACT_TYPE);
+            entry["digest"] = Value::String(digest);
+            FakeResponse::new(200)
+                .header("Content-Type", OCI_INDEX)
+                .body(
+                    serde_json::to_vec(
+                        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}),
+                    )
+                    .unwrap(),
+                )
         }
         _ => FakeResponse::new(500),
     })
@@ -1199,8 +1222,28 @@ async fn oci_subject_answer_means_no_tag_schema_update() {
         .await
         .unwrap();
     assert_eq!(p.storage, Storage::ReferrersApi);
+    assert_eq!(*pushed.lock().unwrap(), p.manifest.digest);
     let reqs = reg.requests();
-    assert_eq!(reqs.len(), 3, "two blob HEADs and the manifest PUT");
+    assert_eq!(
+        reqs.len(),
+        4,
+        "two blob HEADs, the manifest PUT, one referrers check"
+    );
+    assert!(reqs[3].path().starts_with("/v2/app/referrers/"));
+    assert_eq!(client.referrers_usable(&reg.host), Some(true));
+    // Confirmed for this registry: a second signature needs no second check.
+    client
+        .push_signature(
+            &r,
+            &subject,
+            JWS,
+            &fake_envelope(),
+            annotations("bb"),
+            ManifestForm::ArtifactType,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reg.requests().len(), 7);
     let put = &reqs[2];
     assert_eq!(put.header("content-type"), Some(OCI_MANIFEST));
     let m: Value = serde_json::from_slice(&put.body).unwrap();

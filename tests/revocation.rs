@@ -327,7 +327,7 @@ async fn disk_cache_serves_a_later_checker() {
 
 // ---- upstream notation CRL scenario (vectors README §8) ----
 
-const VECTORS: &str = "/work/shared/vectors/crl";
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vectors/crl");
 
 /// Serve `leaf`/`intermediate` as leaf.crl/intermediate.crl and check the vector chain, the
 /// certificates' `http://localhost:10086/` rewritten to the test server's port. The

@@ -8,17 +8,24 @@ use anyhow::{Context, Result};
 use super::spec::{DeclaredInputs, SIGN_INPUTS, VERIFY_INPUTS};
 use super::{pem_or_path, Action, AnnotationProps, Commands, Mode, Outputs};
 use crate::cli::{ManifestFormArg, SignatureFormatArg};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sign_action::policy::TrustPolicyDocument;
 
 use crate::run::{
-    execute_sign, execute_verify, load_policy, one_line, open_trust_store, settings_from,
-    verify_settings, SignRequest, StoreConfig, VerifyRequest, EXIT_FAILED, EXIT_OK, EXIT_USAGE,
+    execute_sign, execute_verify, load_policy, one_line, open_trust_store, parse_plugin_config,
+    settings_from, verify_settings, KeySource, SignRequest, StoreConfig, VerifyRequest,
+    EXIT_FAILED, EXIT_OK, EXIT_USAGE,
 };
 
 /// Inputs whose values are secrets: masked before anything else is printed.
-const SECRET_INPUTS: &[&str] = &["key", "key-password", "registry-password", "github-token"];
+const SECRET_INPUTS: &[&str] = &[
+    "key",
+    "key-password",
+    "pkcs11-pin",
+    "registry-password",
+    "github-token",
+];
 
 /// Run the signing action with the process environment.
 pub async fn sign_action() -> i32 {
@@ -137,13 +144,56 @@ pub(super) fn sign_request_from_inputs<W: Write>(
     if references.is_empty() {
         anyhow::bail!("input `images` is required: one artifact reference per line");
     }
-    let key_pem = pem_or_path(inputs.require("key")?).context("input `key`")?;
-    // The key may have come from a file: mask its content too.
-    if let Ok(text) = std::str::from_utf8(&key_pem) {
-        let _ = commands.register_secret(text);
-    }
-    let chain_pem =
-        pem_or_path(inputs.require("certificate-chain")?).context("input `certificate-chain`")?;
+    let key = match (inputs.get("key"), inputs.get("pkcs11-module")) {
+        (None, None) if inputs.get("plugin").is_some() => KeySource::Plugin {
+            name: inputs.get("plugin").unwrap_or_default().to_string(),
+            path: None,
+            key_id: inputs
+                .get("plugin-key-id")
+                .context("input `plugin-key-id` is required with `plugin`")?
+                .to_string(),
+            config: parse_plugin_config(&inputs.get_multiline("plugin-config"))
+                .context("input `plugin-config`")?,
+        },
+        (Some(_), _) | (_, Some(_)) if inputs.get("plugin").is_some() => {
+            anyhow::bail!("input `plugin` cannot be combined with `key` or `pkcs11-module`")
+        }
+        (Some(key), None) => {
+            let key_pem = pem_or_path(key).context("input `key`")?;
+            // The key may have come from a file: mask its content too.
+            if let Ok(text) = std::str::from_utf8(&key_pem) {
+                let _ = commands.register_secret(text);
+            }
+            KeySource::Local {
+                key_pem,
+                password: inputs.get("key-password").map(String::from),
+            }
+        }
+        (None, Some(module)) => KeySource::Pkcs11 {
+            module: module.into(),
+            token: inputs.get("pkcs11-token").map(String::from),
+            key: inputs
+                .get("pkcs11-key")
+                .context("input `pkcs11-key` is required with `pkcs11-module`")?
+                .to_string(),
+            pin: inputs
+                .get("pkcs11-pin")
+                .map(|p| zeroize::Zeroizing::new(p.to_string())),
+        },
+        (Some(_), Some(_)) => {
+            anyhow::bail!("inputs `key` and `pkcs11-module` are exclusive: give one key source")
+        }
+        (None, None) => anyhow::bail!(
+            "a signing key is required: input `key` (PEM or file), `pkcs11-module` with `pkcs11-key`, or `plugin` with `plugin-key-id`"
+        ),
+    };
+    let chain_pem = match inputs.get("certificate-chain") {
+        Some(v) => Some(pem_or_path(v).context("input `certificate-chain`")?),
+        None if matches!(key, KeySource::Local { .. }) => {
+            anyhow::bail!("input `certificate-chain` is required with input `key`")
+        }
+        None => None,
+    };
     let format = match inputs.require("signature-format")? {
         "jws" => SignatureFormatArg::Jws,
         "cose" => SignatureFormatArg::Cose,
@@ -156,13 +206,14 @@ pub(super) fn sign_request_from_inputs<W: Write>(
             anyhow::bail!("input `manifest-form` must be legacy or artifact-type, not {other:?}")
         }
     };
-    let settings = settings_from(
+    let mut settings = settings_from(
         format,
         inputs.get("expiry"),
         &inputs.get_multiline("user-metadata"),
         form,
         4,
     )?;
+    settings.recursive = inputs.get_bool("recursive")?.unwrap_or_default();
     let registry_ca_pem = match inputs.get("registry-ca") {
         Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
         None => Vec::new(),
@@ -171,11 +222,14 @@ pub(super) fn sign_request_from_inputs<W: Write>(
         oci_layout: inputs.get_bool("oci-layout")?.unwrap_or_default(),
         username: inputs.get("registry-username").map(String::from),
         password: inputs.get("registry-password").map(String::from),
-        github_token: inputs.get("github-token").map(String::from),
+        github_token: github_token(inputs, env),
         insecure_registries: inputs.get_multiline("insecure-registries"),
         registry_ca_pem,
+        docker_config_dir: docker_config_dir(env),
     };
-    let _ = env;
+    if let Some(t) = &store.github_token {
+        let _ = commands.register_secret(t);
+    }
     let timestamp = match (
         inputs.get("timestamp-url"),
         inputs.get("timestamp-root-cert"),
@@ -190,10 +244,10 @@ pub(super) fn sign_request_from_inputs<W: Write>(
         }
     };
     Ok(SignRequest {
+        check_revocation: true,
         timestamp,
         references,
-        key_pem,
-        key_password: inputs.get("key-password").map(String::from),
+        key,
         chain_pem,
         settings,
         store,
@@ -219,7 +273,10 @@ pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut
             let _ = action.commands.register_secret(value);
         }
     }
-    let request = match verify_request_from_inputs(&inputs) {
+    if let Some(t) = env_value(env, "GITHUB_TOKEN").filter(|t| !t.is_empty()) {
+        let _ = action.commands.register_secret(t);
+    }
+    let request = match verify_request_from_inputs(&inputs, env) {
         Ok(r) => r,
         Err(e) => {
             let message = action.commands.redact(&one_line(&e));
@@ -297,7 +354,44 @@ pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut
     code
 }
 
-pub(super) fn verify_request_from_inputs(inputs: &DeclaredInputs) -> Result<VerifyRequest> {
+/// The `github-token` input, else `GITHUB_TOKEN` from the step's environment (used for
+/// ghcr.io only).
+fn github_token(inputs: &DeclaredInputs, env: &[(String, String)]) -> Option<String> {
+    inputs.get("github-token").map(String::from).or_else(|| {
+        env_value(env, "GITHUB_TOKEN")
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+    })
+}
+
+fn env_value<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Where the docker `config.json` written by `docker/login-action` is, seen from inside the
+/// action's container. `DOCKER_CONFIG` is passed into container actions verbatim, but the
+/// runner mounts only some host directories: `$RUNNER_TEMP/_github_home` becomes `$HOME`
+/// (`/github/home`). So a `DOCKER_CONFIG` under it that does not exist here is translated;
+/// one that exists is used as is; otherwise `None` (the usual `$DOCKER_CONFIG`/`~/.docker`).
+pub fn docker_config_dir(env: &[(String, String)]) -> Option<PathBuf> {
+    let configured = PathBuf::from(env_value(env, "DOCKER_CONFIG").filter(|v| !v.is_empty())?);
+    if configured.join("config.json").is_file() {
+        return Some(configured);
+    }
+    let runner_home = Path::new(env_value(env, "RUNNER_TEMP")?).join("_github_home");
+    let rest = configured.strip_prefix(&runner_home).ok()?;
+    let home = env_value(env, "HOME").filter(|h| !h.is_empty())?;
+    let translated = Path::new(home).join(rest);
+    translated
+        .join("config.json")
+        .is_file()
+        .then_some(translated)
+}
+
+pub(super) fn verify_request_from_inputs(
+    inputs: &DeclaredInputs,
+    env: &[(String, String)],
+) -> Result<VerifyRequest> {
     let references = inputs.get_multiline("images");
     if references.is_empty() {
         anyhow::bail!("input `images` is required: one artifact reference per line");
@@ -314,7 +408,7 @@ pub(super) fn verify_request_from_inputs(inputs: &DeclaredInputs) -> Result<Veri
         .require("max-signatures")?
         .parse()
         .map_err(|_| anyhow::anyhow!("input `max-signatures` must be a whole number"))?;
-    let settings = verify_settings(max_signatures, &inputs.get_multiline("user-metadata"))?;
+    let settings = verify_settings(max_signatures, &inputs.get_multiline("user-metadata"), None)?;
     let registry_ca_pem = match inputs.get("registry-ca") {
         Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
         None => Vec::new(),
@@ -329,9 +423,58 @@ pub(super) fn verify_request_from_inputs(inputs: &DeclaredInputs) -> Result<Veri
             oci_layout: inputs.get_bool("oci-layout")?.unwrap_or_default(),
             username: inputs.get("registry-username").map(String::from),
             password: inputs.get("registry-password").map(String::from),
-            github_token: inputs.get("github-token").map(String::from),
+            github_token: github_token(inputs, env),
             insecure_registries: inputs.get_multiline("insecure-registries"),
             registry_ca_pem,
+            docker_config_dir: docker_config_dir(env),
         },
+        recursive: inputs.get_bool("recursive")?.unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &Path)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.display().to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn docker_config_is_found_where_the_container_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("github-home");
+        let direct = dir.path().join("direct");
+        std::fs::create_dir_all(&direct).unwrap();
+        std::fs::write(direct.join("config.json"), "{}").unwrap();
+        assert_eq!(
+            docker_config_dir(&env(&[("DOCKER_CONFIG", &direct), ("HOME", &home)])),
+            Some(direct.clone())
+        );
+        let runner_temp = Path::new("/home/runner/work/_temp");
+        let host_path = runner_temp.join("_github_home/.docker");
+        let vars = env(&[
+            ("DOCKER_CONFIG", &host_path),
+            ("RUNNER_TEMP", runner_temp),
+            ("HOME", &home),
+        ]);
+        assert_eq!(docker_config_dir(&vars), None, "nothing there yet");
+        std::fs::create_dir_all(home.join(".docker")).unwrap();
+        std::fs::write(home.join(".docker/config.json"), "{}").unwrap();
+        assert_eq!(docker_config_dir(&vars), Some(home.join(".docker")));
+        // Elsewhere on the host: not reachable, left to the default lookup.
+        let other = Path::new("/opt/elsewhere/.docker");
+        assert_eq!(
+            docker_config_dir(&env(&[
+                ("DOCKER_CONFIG", other),
+                ("RUNNER_TEMP", runner_temp),
+                ("HOME", &home)
+            ])),
+            None
+        );
+        assert_eq!(docker_config_dir(&env(&[("HOME", &home)])), None);
+    }
 }

@@ -60,13 +60,21 @@ const GITHUB_TOKEN: InputSpec = InputSpec {
 /// `action.yml` (`action sign`).
 pub const SIGN_INPUTS: &[InputSpec] = &[
     required("images"),
-    required("key"),
+    input("key"),
     input("key-password"),
-    required("certificate-chain"),
+    input("certificate-chain"),
+    input("pkcs11-module"),
+    input("pkcs11-token"),
+    input("pkcs11-key"),
+    input("pkcs11-pin"),
+    input("plugin"),
+    input("plugin-key-id"),
+    input("plugin-config"),
     with_default("signature-format", "jws"),
     input("expiry"),
     input("user-metadata"),
     with_default("manifest-form", "legacy"),
+    with_default("recursive", "false"),
     input("timestamp-url"),
     input("timestamp-root-cert"),
     input("registry-username"),
@@ -86,6 +94,7 @@ pub const VERIFY_INPUTS: &[InputSpec] = &[
     input("trust-store"),
     input("user-metadata"),
     with_default("max-signatures", "100"),
+    with_default("recursive", "false"),
     input("scope"),
     with_default("oci-layout", "false"),
     input("registry-username"),
@@ -342,26 +351,37 @@ mod tests {
             .collect()
     }
 
+    /// The key sources are exclusive, so one run per source; together they read every input.
     #[test]
     fn the_sign_action_reads_every_declared_input() {
         let pem = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
-        let env = all_set(SIGN_INPUTS, |name| match name {
-            "images" => "registry.example/app@sha256:".to_string() + &"a".repeat(64),
-            "key" | "certificate-chain" | "timestamp-root-cert" | "registry-ca" => pem.into(),
-            "signature-format" => "cose".into(),
-            "manifest-form" => "artifact-type".into(),
-            "expiry" => "30d".into(),
-            "user-metadata" => "k=v".into(),
-            "timestamp-url" => "http://127.0.0.1:1/tsa".into(),
-            "oci-layout" => "false".into(),
-            _ => "x".into(),
-        });
-        let inputs = DeclaredInputs::from_env(env.iter().cloned(), SIGN_INPUTS);
-        let mut commands = super::super::Commands::new(Vec::new(), super::super::Mode::Action);
-        super::super::run::sign_request_from_inputs(&inputs, &env, &mut commands)
-            .expect("every input valid");
+        let mut read = BTreeSet::new();
+        for source in ["key", "pkcs11-module", "plugin"] {
+            let env: Vec<(String, String)> = all_set(SIGN_INPUTS, |name| match name {
+                "images" => "registry.example/app@sha256:".to_string() + &"a".repeat(64),
+                "key" | "certificate-chain" | "timestamp-root-cert" | "registry-ca" => pem.into(),
+                "signature-format" => "cose".into(),
+                "manifest-form" => "artifact-type".into(),
+                "expiry" => "30d".into(),
+                "user-metadata" | "plugin-config" => "k=v".into(),
+                "timestamp-url" => "http://127.0.0.1:1/tsa".into(),
+                "oci-layout" | "recursive" => "true".into(),
+                _ => "x".into(),
+            })
+            .into_iter()
+            .filter(|(k, _)| {
+                let other = ["INPUT_KEY", "INPUT_PKCS11-MODULE", "INPUT_PLUGIN"];
+                !other.contains(&k.as_str()) || *k == format!("INPUT_{}", source.to_uppercase())
+            })
+            .collect();
+            let inputs = DeclaredInputs::from_env(env.iter().cloned(), SIGN_INPUTS);
+            let mut commands = super::super::Commands::new(Vec::new(), super::super::Mode::Action);
+            super::super::run::sign_request_from_inputs(&inputs, &env, &mut commands)
+                .unwrap_or_else(|e| panic!("with {source}: {e:#}"));
+            read.extend(inputs.read_names());
+        }
         let declared: BTreeSet<&str> = SIGN_INPUTS.iter().map(|s| s.name).collect();
-        assert_eq!(inputs.read_names(), declared, "declared but never read");
+        assert_eq!(read, declared, "declared but never read");
     }
 
     #[test]
@@ -378,11 +398,11 @@ mod tests {
             }
             "user-metadata" => "k=v".into(),
             "max-signatures" => "5".into(),
-            "oci-layout" => "false".into(),
+            "oci-layout" | "recursive" => "true".into(),
             _ => "x".into(),
         });
-        let inputs = DeclaredInputs::from_env(env.into_iter(), VERIFY_INPUTS);
-        super::super::run::verify_request_from_inputs(&inputs).expect("every input valid");
+        let inputs = DeclaredInputs::from_env(env.iter().cloned(), VERIFY_INPUTS);
+        super::super::run::verify_request_from_inputs(&inputs, &env).expect("every input valid");
         let declared: BTreeSet<&str> = VERIFY_INPUTS.iter().map(|s| s.name).collect();
         assert_eq!(inputs.read_names(), declared, "declared but never read");
     }

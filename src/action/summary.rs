@@ -224,6 +224,7 @@ pub fn render_verify_summary(results: &[ArtifactVerification]) -> String {
     let checks = Check::ALL;
     let mut headers = vec!["Artifact", "Digest", "Result", "Signer"];
     headers.extend(checks.iter().map(|c| c.as_str()));
+    headers.push("Timestamp");
     let rows: Vec<Vec<Cell>> = results
         .iter()
         .map(|r| {
@@ -257,6 +258,16 @@ pub fn render_verify_summary(results: &[ArtifactVerification]) -> String {
                     .unwrap_or(if r.verified { "–" } else { "" });
                 row.push(Cell::Text(mark.to_string()));
             }
+            row.push(Cell::Text(
+                sig.and_then(|s| s.timestamp.as_ref())
+                    .map(|t| {
+                        format!(
+                            "{} ({} to {}) by {}",
+                            t.gen_time, t.range_start, t.range_end, t.tsa_subject
+                        )
+                    })
+                    .unwrap_or_default(),
+            ));
             row
         })
         .collect();
@@ -358,6 +369,7 @@ mod tests {
 
     fn signed(reference: &str, storage: Storage, format: &str) -> SignedArtifact {
         SignedArtifact {
+            platform: None,
             reference: reference.into(),
             digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
                 .into(),

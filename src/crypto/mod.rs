@@ -38,6 +38,32 @@ pub trait Signer: Send + Sync {
     fn certificate_chain(&self) -> &[Vec<u8>];
     /// Sign `message` with `key_spec().signature_algorithm()`.
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    /// `Some` for signers that build whole envelopes themselves (notation plugins with
+    /// `SIGNATURE_GENERATOR.ENVELOPE`); then `sign` and `certificate_chain` are unused and
+    /// every generated envelope is checked by the caller instead.
+    fn envelope_generator(&self) -> Option<&dyn EnvelopeGenerator> {
+        None
+    }
+}
+
+/// An envelope built by a signer, and the manifest annotations it asks for.
+#[derive(Debug, Clone)]
+pub struct GeneratedEnvelope {
+    pub envelope: Vec<u8>,
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// Builds complete signature envelopes for a Notary payload.
+#[async_trait]
+pub trait EnvelopeGenerator: Send + Sync {
+    /// An envelope of `media_type` over `payload` (the payload JSON) that expires `expiry`
+    /// after its signing time.
+    async fn generate_envelope(
+        &self,
+        media_type: &str,
+        payload: &[u8],
+        expiry: Option<std::time::Duration>,
+    ) -> Result<GeneratedEnvelope, CryptoError>;
 }
 
 /// Verify a raw Notary signature (PSS or fixed R‖S) over `message` with the key in

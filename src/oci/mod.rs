@@ -231,3 +231,124 @@ pub trait ArtifactStore: Send + Sync {
         max_bytes: u64,
     ) -> Result<Vec<u8>, StoreError>;
 }
+
+/// Is this media type an image index (OCI) or manifest list (Docker)?
+pub fn is_index_type(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
+}
+
+/// One manifest an image index lists, with its platform (`os/arch[/variant]`) when given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexChild {
+    pub reference: Reference,
+    pub descriptor: Descriptor,
+    pub platform: Option<String>,
+}
+
+/// The manifests an image index lists, as digest references in the index's repository, in
+/// index order and without duplicates. `Ok(None)` when `descriptor` is not an index.
+pub async fn index_children(
+    store: &dyn ArtifactStore,
+    reference: &Reference,
+    descriptor: &Descriptor,
+) -> Result<Option<Vec<IndexChild>>, StoreError> {
+    if !is_index_type(&descriptor.media_type) {
+        return Ok(None);
+    }
+    let bytes = store.fetch_manifest(reference, descriptor).await?;
+    parse_index_children(reference, &bytes).map(Some)
+}
+
+/// Parse an index's `manifests` into children (see [`index_children`]). Entries whose digest
+/// is malformed are refused rather than skipped: a signer must not silently miss a platform.
+pub fn parse_index_children(
+    reference: &Reference,
+    index_bytes: &[u8],
+) -> Result<Vec<IndexChild>, StoreError> {
+    #[derive(Deserialize)]
+    struct Platform {
+        os: String,
+        architecture: String,
+        #[serde(default)]
+        variant: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Entry {
+        #[serde(flatten)]
+        descriptor: Descriptor,
+        #[serde(default)]
+        platform: Option<Platform>,
+    }
+    #[derive(Deserialize)]
+    struct Index {
+        #[serde(default)]
+        manifests: Vec<Entry>,
+    }
+    let index: Index = serde_json::from_slice(index_bytes)
+        .map_err(|e| StoreError::Manifest(format!("image index {reference}: {e}")))?;
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for entry in index.manifests {
+        reference::validate_digest(&entry.descriptor.digest).map_err(|e| {
+            StoreError::Manifest(format!("image index {reference} lists a bad digest: {e}"))
+        })?;
+        if !seen.insert(entry.descriptor.digest.clone()) {
+            continue;
+        }
+        let platform = entry.platform.map(|p| match p.variant {
+            Some(v) if !v.is_empty() => format!("{}/{}/{v}", p.os, p.architecture),
+            _ => format!("{}/{}", p.os, p.architecture),
+        });
+        let mut child_ref = reference.clone();
+        child_ref.tag = None;
+        child_ref.digest = Some(entry.descriptor.digest.clone());
+        out.push(IndexChild {
+            reference: child_ref,
+            descriptor: Descriptor::new(
+                entry.descriptor.media_type,
+                entry.descriptor.digest,
+                entry.descriptor.size,
+            ),
+            platform,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    #[test]
+    fn index_children_carry_platform_and_digest_references() {
+        let parent = Reference::parse("127.0.0.1:5000/app:multi").unwrap();
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[
+              {{"mediaType":"{OCI_MANIFEST}","digest":"{A}","size":10,"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}},
+              {{"mediaType":"{OCI_MANIFEST}","digest":"{B}","size":11}},
+              {{"mediaType":"{OCI_MANIFEST}","digest":"{A}","size":10,"platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}}
+            ]}}"#
+        );
+        let children = parse_index_children(&parent, index.as_bytes()).unwrap();
+        assert_eq!(children.len(), 2, "duplicates listed once");
+        assert_eq!(children[0].platform.as_deref(), Some("linux/arm64/v8"));
+        assert_eq!(
+            children[0].reference.to_string(),
+            format!("127.0.0.1:5000/app@{A}")
+        );
+        assert_eq!(children[0].descriptor, Descriptor::new(OCI_MANIFEST, A, 10));
+        assert_eq!(children[1].platform, None);
+        assert_eq!(children[1].reference.tag, None);
+
+        let bad =
+            r#"{"schemaVersion":2,"manifests":[{"mediaType":"x","digest":"sha256:zz","size":1}]}"#;
+        assert!(parse_index_children(&parent, bad.as_bytes()).is_err());
+        assert!(parse_index_children(&parent, b"<html>").is_err());
+        assert!(is_index_type(OCI_INDEX) && is_index_type(DOCKER_MANIFEST_LIST));
+        assert!(!is_index_type(OCI_MANIFEST));
+    }
+}

@@ -84,6 +84,14 @@ pub enum RegistryError {
     Protocol { registry: String, message: String },
     #[error("TLS configuration: {0}")]
     Tls(String),
+    #[error("registry {registry} refused the signature manifest because of its `{field}` field ({message}): {advice}")]
+    FieldRejected {
+        registry: String,
+        /// `subject`, `artifactType`, or both when the registry does not say which.
+        field: String,
+        message: String,
+        advice: String,
+    },
 }
 
 /// Credentials for one registry. `Debug` never shows secrets.
@@ -234,6 +242,10 @@ pub struct RegistryClient {
     auth_cache: Mutex<HashMap<String, AuthValue>>,
     /// Credentials found in the docker config, by registry (None: looked, found nothing).
     docker_creds: Mutex<HashMap<String, Option<Credential>>>,
+    /// Per registry, for this run: is the Referrers API usable? Absent: not yet known.
+    /// Set false when a registry answers `/referrers` with something other than an image
+    /// index, or with an index that omits a signature it just accepted with `subject`.
+    referrers_usable: Mutex<HashMap<String, bool>>,
     requests: AtomicU64,
 }
 
@@ -299,8 +311,25 @@ impl RegistryClient {
             options,
             auth_cache: Mutex::new(HashMap::new()),
             docker_creds: Mutex::new(HashMap::new()),
+            referrers_usable: Mutex::new(HashMap::new()),
             requests: AtomicU64::new(0),
         })
+    }
+
+    /// What this run learnt about a registry's Referrers API (None: not yet known).
+    pub fn referrers_usable(&self, registry: &str) -> Option<bool> {
+        self.referrers_usable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(registry)
+            .copied()
+    }
+
+    fn set_referrers_usable(&self, registry: &str, usable: bool) {
+        self.referrers_usable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(registry.to_string(), usable);
     }
 
     /// HTTP requests sent so far (retries and auth exchanges included; redirects not).
@@ -826,6 +855,21 @@ impl RegistryClient {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<Option<String>, RegistryError> {
+        self.put_manifest(registry, repo, target, media_type, bytes, None)
+            .await
+    }
+
+    /// PUT a manifest, conditional on `If-Match: if_match` when given (a 412 comes back as
+    /// [`RegistryError::Status`] with status 412).
+    async fn put_manifest(
+        &self,
+        registry: &str,
+        repo: &str,
+        target: &str,
+        media_type: &str,
+        bytes: &[u8],
+        if_match: Option<&str>,
+    ) -> Result<Option<String>, RegistryError> {
         let url = self.url(registry, &format!("/v2/{repo}/manifests/{target}"))?;
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -835,6 +879,9 @@ impl RegistryClient {
                 message: format!("invalid media type {media_type:?}"),
             })?,
         );
+        if let Some(v) = if_match.and_then(|e| HeaderValue::from_str(e).ok()) {
+            headers.insert(reqwest::header::IF_MATCH, v);
+        }
         let resp = self
             .execute(
                 (registry, repo, Access::Push),
@@ -862,6 +909,22 @@ impl RegistryClient {
         accept: &str,
         limit: u64,
     ) -> Result<Option<(Option<String>, Vec<u8>)>, RegistryError> {
+        Ok(self
+            .get_manifest_with_etag(registry, repo, access, target, accept, limit)
+            .await?
+            .map(|(ct, _, bytes)| (ct, bytes)))
+    }
+
+    /// [`Self::get_manifest_bytes`] plus the `ETag` the registry sent, if any.
+    async fn get_manifest_with_etag(
+        &self,
+        registry: &str,
+        repo: &str,
+        access: Access,
+        target: &str,
+        accept: &str,
+        limit: u64,
+    ) -> Result<Option<ManifestWithEtag>, RegistryError> {
         let url = self.url(registry, &format!("/v2/{repo}/manifests/{target}"))?;
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -886,8 +949,9 @@ impl RegistryClient {
             );
         }
         let ct = header_str(resp.headers(), CONTENT_TYPE.as_str()).map(|c| strip_params(&c));
+        let etag = header_str(resp.headers(), reqwest::header::ETAG.as_str());
         let bytes = read_bounded(registry, resp, limit, &format!("manifest {target}")).await?;
-        Ok(Some((ct, bytes)))
+        Ok(Some((ct, etag, bytes)))
     }
 
     /// The tag schema index for `subject` (None: absent or not an index).
@@ -898,16 +962,61 @@ impl RegistryClient {
         access: Access,
         subject_digest: &str,
     ) -> Result<Option<Vec<u8>>, RegistryError> {
+        Ok(self
+            .get_tag_schema_index_etag(registry, repo, access, subject_digest)
+            .await?
+            .0)
+    }
+
+    /// The tag schema index and the `ETag` it was served with (for a conditional update).
+    async fn get_tag_schema_index_etag(
+        &self,
+        registry: &str,
+        repo: &str,
+        access: Access,
+        subject_digest: &str,
+    ) -> Result<(Option<Vec<u8>>, Option<String>), RegistryError> {
         let tag = manifest::referrers_tag(subject_digest);
         let got = self
-            .get_manifest_bytes(registry, repo, access, &tag, OCI_INDEX, MAX_INDEX_BYTES)
+            .get_manifest_with_etag(registry, repo, access, &tag, OCI_INDEX, MAX_INDEX_BYTES)
             .await?;
-        Ok(got.and_then(|(ct, bytes)| {
-            let is_index = ct.as_deref() == Some(OCI_INDEX)
-                || serde_json::from_slice::<ImageIndex>(&bytes)
-                    .is_ok_and(|i| i.media_type.as_deref() == Some(OCI_INDEX));
-            is_index.then_some(bytes)
-        }))
+        let Some((ct, etag, bytes)) = got else {
+            return Ok((None, None));
+        };
+        let is_index = ct.as_deref() == Some(OCI_INDEX)
+            || serde_json::from_slice::<ImageIndex>(&bytes)
+                .is_ok_and(|i| i.media_type.as_deref() == Some(OCI_INDEX));
+        // A non-index under the tag is replaced unconditionally, as if absent.
+        Ok(if is_index {
+            (Some(bytes), etag)
+        } else {
+            (None, None)
+        })
+    }
+
+    /// After a PUT answered `OCI-Subject`: is the Referrers API usable for this registry?
+    /// Decided once per registry per run: the first time, `/referrers` must answer an image
+    /// index listing the signature just pushed; a registry that does not is treated as having
+    /// no usable API (the tag schema is maintained instead).
+    async fn referrers_confirm(
+        &self,
+        registry: &str,
+        repo: &str,
+        subject_digest: &str,
+        signature_digest: &str,
+    ) -> bool {
+        if let Some(known) = self.referrers_usable(registry) {
+            return known;
+        }
+        // An error here (after retries) also means "not usable": the tag schema is safe.
+        let listed = self
+            .referrers_api(registry, repo, subject_digest)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|l| l.iter().any(|d| d.digest == signature_digest));
+        self.set_referrers_usable(registry, listed);
+        listed
     }
 
     /// Referrers API: `Ok(None)` when the registry does not support it (404 other than
@@ -975,6 +1084,51 @@ impl RegistryClient {
             registry: registry.to_string(),
             message: format!("more than {MAX_REFERRERS_PAGES} pages of referrers"),
         })
+    }
+}
+
+/// Content type, `ETag` and body of a fetched manifest.
+type ManifestWithEtag = (Option<String>, Option<String>, Vec<u8>);
+
+/// Map a refused signature-manifest PUT to an error naming the OCI 1.1 field the registry
+/// does not accept. A legacy-form manifest is a plain image manifest apart from `subject`,
+/// so a 400/415/422 refusal of it is about `subject`; the artifact-type form also carries
+/// `artifactType`, which is named when the registry's message names it.
+fn field_rejection(e: RegistryError, form: ManifestForm) -> RegistryError {
+    let RegistryError::Status {
+        registry,
+        status,
+        message,
+        ..
+    } = &e
+    else {
+        return e;
+    };
+    if !matches!(status, 400 | 415 | 422) {
+        return e;
+    }
+    let lower = message.to_ascii_lowercase();
+    let names_subject = lower.contains("subject");
+    let names_artifact_type = lower.contains("artifacttype");
+    let field = match form {
+        ManifestForm::Legacy => "subject",
+        ManifestForm::ArtifactType if names_artifact_type && !names_subject => "artifactType",
+        ManifestForm::ArtifactType if names_subject && !names_artifact_type => "subject",
+        ManifestForm::ArtifactType => "artifactType or subject",
+    };
+    let advice = if field == "subject" {
+        "the registry does not support OCI 1.1 referrers (`subject`), which Notary signatures need; \
+         the tag schema alone cannot help, as the signature manifest itself must name its subject. \
+         Upgrade the registry or sign into an OCI layout (--oci-layout) and copy it to a registry that accepts `subject`"
+    } else {
+        "sign with `--manifest-form legacy` (action input `manifest-form: legacy`): it carries no \
+         `artifactType`, and the tag schema lists the signature for registries without the Referrers API"
+    };
+    RegistryError::FieldRejected {
+        registry: registry.clone(),
+        field: field.to_string(),
+        message: message.clone(),
+        advice: advice.to_string(),
     }
 }
 
@@ -1225,8 +1379,14 @@ fn parse_referrers_page(
             return Ok(None);
         }
     }
-    let index: ImageIndex = serde_json::from_slice(body)
-        .map_err(|e| format!("referrers response is not an image index: {e}"))?;
+    // A 200 whose body is not an index (an HTML login page, a proxy's error page) means the
+    // API is not really there: the caller falls back to the tag schema.
+    let Ok(index) = serde_json::from_slice::<ImageIndex>(body) else {
+        return Ok(None);
+    };
+    if index.media_type.as_deref().is_some_and(|m| m != OCI_INDEX) {
+        return Ok(None);
+    }
     Ok(Some(
         index
             .manifests
@@ -1309,19 +1469,30 @@ impl ArtifactStore for RegistryClient {
         let desc = Descriptor::of_bytes(OCI_MANIFEST, &bytes);
         let oci_subject = self
             .push_manifest(registry, repo, &desc.digest, OCI_MANIFEST, &bytes)
-            .await?;
-        if oci_subject.as_deref() == Some(subject.digest.as_str()) {
+            .await
+            .map_err(|e| field_rejection(e, form))?;
+        if oci_subject.as_deref() == Some(subject.digest.as_str())
+            && self
+                .referrers_confirm(registry, repo, &subject.digest, &desc.digest)
+                .await
+        {
             return Ok(PushedSignature {
                 manifest: desc,
                 storage: Storage::ReferrersApi,
             });
         }
+        if oci_subject.is_none() && self.referrers_usable(registry).is_none() {
+            // No `OCI-Subject`: the registry does not process `subject` (spec 1.1).
+            self.set_referrers_usable(registry, false);
+        }
         let entry = m.index_entry(OCI_MANIFEST, &desc.digest, desc.size);
         let tag = manifest::referrers_tag(&subject.digest);
-        // The registry ignores If-Match, so concurrent signers are handled by reading back
-        // after each write and merging again when another writer replaced our entry.
-        let mut existing = self
-            .get_tag_schema_index(registry, repo, Access::Push, &subject.digest)
+        // Where the registry sends an ETag, writes are conditional (If-Match) and a 412 means
+        // another writer came first. Registries that ignore If-Match (docker-registry) are
+        // handled by reading back after each write and merging again when another writer
+        // replaced our entry.
+        let (mut existing, mut etag) = self
+            .get_tag_schema_index_etag(registry, repo, Access::Push, &subject.digest)
             .await?;
         // Seen listed once; a second look after `tag_schema_settle` catches a writer that
         // read the index before our write and replaced it after our first look.
@@ -1342,12 +1513,41 @@ impl ArtifactStore for RegistryClient {
                 }
                 Some(merged) => {
                     seen_listed = false;
-                    self.push_manifest(registry, repo, &tag, OCI_INDEX, &merged)
-                        .await?;
+                    let put = self
+                        .put_manifest(
+                            registry,
+                            repo,
+                            &tag,
+                            OCI_INDEX,
+                            &merged,
+                            if existing.is_some() {
+                                etag.as_deref()
+                            } else {
+                                None
+                            },
+                        )
+                        .await;
+                    match put {
+                        Ok(_) => {}
+                        // Precondition failed: someone else updated it; re-read and merge.
+                        Err(RegistryError::Status { status: 412, .. }) => {
+                            tokio::time::sleep(jitter()).await;
+                            (existing, etag) = self
+                                .get_tag_schema_index_etag(
+                                    registry,
+                                    repo,
+                                    Access::Push,
+                                    &subject.digest,
+                                )
+                                .await?;
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
-            existing = self
-                .get_tag_schema_index(registry, repo, Access::Push, &subject.digest)
+            (existing, etag) = self
+                .get_tag_schema_index_etag(registry, repo, Access::Push, &subject.digest)
                 .await?;
             let lost = !existing
                 .as_deref()
@@ -1356,8 +1556,8 @@ impl ArtifactStore for RegistryClient {
                 // Collided with another writer: retry at a random later moment, merging
                 // into a fresh read (never sleep between a read and the write built on it).
                 tokio::time::sleep(jitter() * 2).await;
-                existing = self
-                    .get_tag_schema_index(registry, repo, Access::Push, &subject.digest)
+                (existing, etag) = self
+                    .get_tag_schema_index_etag(registry, repo, Access::Push, &subject.digest)
                     .await?;
             }
         }
@@ -1378,21 +1578,31 @@ impl ArtifactStore for RegistryClient {
         check_reference(reference)?;
         let registry = reference.registry.as_str();
         let repo = reference.repository.as_str();
-        if let Some(list) = self.referrers_api(registry, repo, &subject.digest).await? {
-            return Ok(dedupe(list));
+        let known = self.referrers_usable(registry);
+        let mut found = Vec::new();
+        if known != Some(false) {
+            match self.referrers_api(registry, repo, &subject.digest).await? {
+                Some(list) if known == Some(true) => return Ok(dedupe(list)),
+                // Not yet confirmed this run: a registry can answer an index that omits
+                // signatures (a broken or lagging implementation), so the tag schema, which
+                // signers fell back to, is read as well.
+                Some(list) => found = list,
+                None => self.set_referrers_usable(registry, false),
+            }
         }
         let Some(bytes) = self
             .get_tag_schema_index(registry, repo, Access::Pull, &subject.digest)
             .await?
         else {
-            return Ok(Vec::new());
+            return Ok(dedupe(found));
         };
         let page =
             parse_referrers_page(Some(OCI_INDEX), &bytes).map_err(|m| RegistryError::Protocol {
                 registry: registry.to_string(),
                 message: m,
             })?;
-        Ok(dedupe(page.unwrap_or_default()))
+        found.extend(page.unwrap_or_default());
+        Ok(dedupe(found))
     }
 
     async fn fetch_manifest(
@@ -1597,7 +1807,56 @@ mod tests {
         assert!(parse_referrers_page(Some("text/html"), PAGE.as_bytes())
             .unwrap()
             .is_none());
-        assert!(parse_referrers_page(Some(OCI_INDEX), b"not json").is_err());
+        // A 200 with an HTML page or a JSON document that is not an index: no usable API.
+        assert!(parse_referrers_page(Some(OCI_INDEX), b"<html>login</html>")
+            .unwrap()
+            .is_none());
+        assert!(parse_referrers_page(None, b"<html>login</html>")
+            .unwrap()
+            .is_none());
+        assert!(parse_referrers_page(
+            None,
+            br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#
+        )
+        .unwrap()
+        .is_none());
+    }
+
+    #[test]
+    fn refused_signature_manifests_name_the_field() {
+        let refused = |status: u16, message: &str| RegistryError::Status {
+            registry: "reg.example".into(),
+            method: "PUT".into(),
+            path: "/v2/app/manifests/sha256:00".into(),
+            status,
+            message: message.into(),
+        };
+        let field = |e: RegistryError| match e {
+            RegistryError::FieldRejected { field, .. } => Some(field),
+            _ => None,
+        };
+        // The legacy form differs from a plain image manifest only by `subject`.
+        let e = field_rejection(
+            refused(400, "MANIFEST_INVALID: manifest invalid"),
+            ManifestForm::Legacy,
+        );
+        assert!(e.to_string().contains("reg.example") && e.to_string().contains("--oci-layout"));
+        assert_eq!(field(e).as_deref(), Some("subject"));
+        let e = field_rejection(
+            refused(400, "MANIFEST_INVALID: unknown field artifactType"),
+            ManifestForm::ArtifactType,
+        );
+        assert!(e.to_string().contains("--manifest-form legacy"));
+        assert_eq!(field(e).as_deref(), Some("artifactType"));
+        let e = field_rejection(refused(415, "unsupported"), ManifestForm::ArtifactType);
+        assert_eq!(field(e).as_deref(), Some("artifactType or subject"));
+        // Not a refusal of the content: left as it was.
+        assert!(field(field_rejection(refused(500, "boom"), ManifestForm::Legacy)).is_none());
+        assert!(field(field_rejection(
+            refused(403, "denied"),
+            ManifestForm::Legacy
+        ))
+        .is_none());
     }
 
     #[test]

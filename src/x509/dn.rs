@@ -266,7 +266,11 @@ mod tests {
 
     #[test]
     fn e2e_vector_subject() {
-        let pem = std::fs::read("/work/shared/vectors/e2e-certs/e2e.crt").unwrap();
+        let pem = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/vectors/e2e-certs/e2e.crt"
+        ))
+        .unwrap();
         let certs = crate::x509::parse_certificates(&pem, "e2e.crt").unwrap();
         assert_eq!(certs[0].subject(), "CN=e2e,O=Notary,L=Seattle,ST=WA,C=US");
         assert_eq!(certs[0].issuer(), "CN=e2e,O=Notary,L=Seattle,ST=WA,C=US");
@@ -274,7 +278,11 @@ mod tests {
 
     #[test]
     fn crl_chain_subjects() {
-        let pem = std::fs::read("/work/shared/vectors/crl/certchain_with_crl.pem").unwrap();
+        let pem = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/vectors/crl/certchain_with_crl.pem"
+        ))
+        .unwrap();
         let certs = crate::x509::parse_certificates(&pem, "chain").unwrap();
         let subjects: Vec<String> = certs.iter().map(|c| c.subject()).collect();
         assert_eq!(

@@ -9,6 +9,7 @@
 
 pub mod fake_http;
 pub mod oci_server;
+pub mod registry_front;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

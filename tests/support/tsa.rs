@@ -77,6 +77,10 @@ pub fn run(cmd: &mut Command) -> Vec<u8> {
 pub struct TsaPki {
     pub dir: tempfile::TempDir,
     pub options: TsaOptions,
+    /// `openssl ts -reply` reads and rewrites the serial file without locking: concurrent
+    /// replies race ("Error during serial number generation"), so they take turns, as a
+    /// real TSA's serial allocation does.
+    serial_lock: std::sync::Mutex<()>,
 }
 
 impl TsaPki {
@@ -218,7 +222,11 @@ impl TsaPki {
             cnf.push_str(&format!("accuracy = {acc}\n"));
         }
         std::fs::write(p("tsa.cnf"), cnf).unwrap();
-        TsaPki { dir, options }
+        TsaPki {
+            dir,
+            options,
+            serial_lock: std::sync::Mutex::new(()),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -336,6 +344,10 @@ impl TsaPki {
         let q = tempfile::NamedTempFile::new_in(self.dir.path()).unwrap();
         std::fs::write(q.path(), query).unwrap();
         let r = tempfile::NamedTempFile::new_in(self.dir.path()).unwrap();
+        let _turn = self
+            .serial_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let out = Command::new("openssl")
             .args(["ts", "-reply", "-config"])
             .arg(self.path("tsa.cnf"))

@@ -1,0 +1,9 @@
+//! Signers whose keys live outside this process: PKCS#11 tokens and notation plugins.
+//! Each implements [`crate::crypto::Signer`], so envelope building and storage do not change.
+
+pub mod pkcs11;
+
+pub use pkcs11::{KeySelector, Pkcs11Config, Pkcs11Error, Pkcs11Signer, TokenSelector};
+pub mod plugin;
+
+pub use plugin::{Plugin, PluginError, PluginSigner};
