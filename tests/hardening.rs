@@ -222,3 +222,80 @@ async fn cli_runs_never_print_passwords_or_key_material_in_success_or_failure() 
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_and_verifying_through_a_faulty_proxy_succeed_or_leave_nothing_dangling() {
+    let reg = Registry::start(RegistryConfig::default());
+    let client = reg.client();
+    let proxy = support::fault_proxy::FaultProxy::start(&reg.host);
+    let dir = tempfile::tempdir().unwrap();
+    let k = make_named_test_key(dir.path(), "faulty", KeySpec::EcP256);
+    let mut refs = Vec::new();
+    for i in 0..3 {
+        let d = push_test_image(&client, &reg.host, "faulty/app", &format!("v{i}")).await;
+        refs.push((d.clone(), format!("{}/faulty/app@{}", proxy.addr, d.digest)));
+    }
+    let args: Vec<&str> = refs.iter().map(|(_, r)| r.as_str()).collect();
+    let out = bin()
+        .arg("sign")
+        .args(&args)
+        .arg("--key")
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.chain)
+        .args(["--output", "json", "--no-revocation-check"])
+        .output()
+        .unwrap();
+    assert!(
+        proxy.injected() > 0,
+        "the proxy must have injected faults: {}",
+        text(&out)
+    );
+    // Every artifact is either signed or reported failed with a message.
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let signed = report["signatures"].as_array().unwrap().len();
+    let failed = report["failures"].as_array().map_or(0, |f| f.len());
+    assert_eq!(signed + failed, refs.len(), "{}", text(&out));
+    assert_eq!(out.status.success(), failed == 0, "{}", text(&out));
+    eprintln!(
+        "fault proxy: {} faults injected over {} connections; {signed} signed, {failed} failed",
+        proxy.injected(),
+        proxy
+            .counts
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
+    assert!(
+        signed > 0,
+        "retries must get some signatures through: {}",
+        text(&out)
+    );
+
+    // Directly against the registry: every listed signature manifest has all its blobs.
+    for (subject, _) in &refs {
+        let r = Reference::parse(&format!("{}/faulty/app@{}", reg.host, subject.digest)).unwrap();
+        for sig in client.list_signatures(&r, subject).await.unwrap() {
+            let bytes = client.fetch_manifest(&r, &sig).await.unwrap();
+            let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let mut blobs = vec![m["config"].clone()];
+            blobs.extend(m["layers"].as_array().unwrap().iter().cloned());
+            for b in blobs {
+                let desc: sign_action::oci::Descriptor = serde_json::from_value(b).unwrap();
+                client
+                    .fetch_blob(&r, &desc, 1 << 20)
+                    .await
+                    .expect("a pushed signature manifest must not miss a blob");
+            }
+        }
+    }
+
+    // Verification through the same faults passes for what was signed.
+    let config = TrustConfig::new();
+    config.add_store("ca", "one", &[&k.root]);
+    let policy = config.policy("p.json", "strict", &["ca:one"], None);
+    for s in report["signatures"].as_array().unwrap() {
+        let (vout, _) = verify(&config, &policy, &[s["reference"].as_str().unwrap()]);
+        assert!(vout.status.success(), "{}", text(&vout));
+    }
+    eprintln!("after verify: {} faults injected", proxy.injected());
+}

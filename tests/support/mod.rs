@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod fake_http;
+pub mod fault_proxy;
 pub mod oci_server;
 
 use std::io::{Read, Write};
