@@ -299,3 +299,69 @@ async fn signing_and_verifying_through_a_faulty_proxy_succeed_or_leave_nothing_d
     }
     eprintln!("after verify: {} faults injected", proxy.injected());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_over_another_digest_fails_at_every_enforcing_level() {
+    let reg = Registry::start(RegistryConfig::default());
+    let client = reg.client();
+    let a = push_test_image(&client, &reg.host, "downgrade/app", "a").await;
+    let b = push_test_image(&client, &reg.host, "downgrade/app", "b").await;
+    assert_ne!(a.digest, b.digest);
+    let dir = tempfile::tempdir().unwrap();
+    let k = make_named_test_key(dir.path(), "downgrade", KeySpec::EcP256);
+    let ref_a = format!("{}/downgrade/app@{}", reg.host, a.digest);
+    let ref_b = format!("{}/downgrade/app@{}", reg.host, b.digest);
+    for format in ["jws", "cose"] {
+        let sig = e2e::sign_ok(
+            &[&ref_a],
+            &k.key,
+            &k.chain,
+            &["--no-revocation-check", "--signature-format", format],
+        )
+        .remove(0);
+        // Attach A's valid envelope (same signer, same annotations) to B.
+        let (media_type, envelope) = e2e::fetch_envelope(&reg, "downgrade/app", &sig).await;
+        let ra = Reference::parse(&ref_a).unwrap();
+        let sig_desc = client
+            .list_signatures(&ra, &a)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|d| d.digest == sig)
+            .unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&client.fetch_manifest(&ra, &sig_desc).await.unwrap()).unwrap();
+        let annotations: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(manifest["annotations"].clone()).unwrap();
+        let rb = Reference::parse(&ref_b).unwrap();
+        client
+            .push_signature(
+                &rb,
+                &b,
+                &media_type,
+                &envelope,
+                annotations,
+                sign_action::oci::ManifestForm::Legacy,
+            )
+            .await
+            .unwrap();
+    }
+
+    let config = TrustConfig::new();
+    config.add_store("ca", "one", &[&k.root]);
+    for level in ["strict", "permissive", "audit"] {
+        let policy = config.policy(&format!("{level}.json"), level, &["ca:one"], None);
+        let (out, doc) = verify(&config, &policy, &[&ref_b]);
+        assert!(
+            !out.status.success(),
+            "{level}: a signature over {} passed for {}: {}",
+            a.digest,
+            b.digest,
+            text(&out)
+        );
+        assert_eq!(doc["results"][0]["verified"], false, "{level}: {doc}");
+        // The genuine artifact still verifies with the same envelopes.
+        let (ok, _) = verify(&config, &policy, &[&ref_a]);
+        assert!(ok.status.success(), "{level}: {}", text(&ok));
+    }
+}
