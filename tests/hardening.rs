@@ -365,3 +365,86 @@ async fn a_signature_over_another_digest_fails_at_every_enforcing_level() {
         assert!(ok.status.success(), "{level}: {}", text(&ok));
     }
 }
+
+/// A server that answers every request with 200 and a chunked body that never ends; returns
+/// its address and the count of body bytes it managed to write.
+async fn endless_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read(&mut b).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                let ct = "application/vnd.oci.image.index.v1+json";
+                let start = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nDocker-Content-Digest: sha256:{}\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    "0".repeat(64)
+                );
+                if s.write_all(start.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("{:x}\r\n{}\r\n", 16384, "[".repeat(16384));
+                while s.write_all(chunk.as_bytes()).await.is_ok() {
+                    counter.fetch_add(16384, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (addr, sent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_bodies_are_cut_at_their_bound() {
+    use sign_action::oci::registry::{RegistryClient, RegistryOptions};
+    use sign_action::oci::Descriptor;
+    let (addr, sent) = endless_server().await;
+    let client = RegistryClient::new(RegistryOptions {
+        plain_http: true,
+        use_docker_config: false,
+        retries: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    let r = Reference::parse(&format!("{addr}/endless/app:v1")).unwrap();
+    let digest = format!("sha256:{}", "d".repeat(64));
+    let started = std::time::Instant::now();
+
+    let envelope = Descriptor::new("application/jose+json", digest.clone(), 1000);
+    let e = client.fetch_blob(&r, &envelope, 1 << 20).await.unwrap_err();
+    assert!(e.to_string().contains("limit"), "envelope: {e}");
+
+    let manifest = Descriptor::new(
+        "application/vnd.oci.image.manifest.v1+json",
+        digest.clone(),
+        100 << 20,
+    );
+    let e = client.fetch_manifest(&r, &manifest).await.unwrap_err();
+    assert!(e.to_string().contains("limit"), "manifest: {e}");
+
+    // The tag-schema index page of a subject.
+    let subject = Descriptor::new(
+        "application/vnd.oci.image.manifest.v1+json",
+        digest.clone(),
+        10,
+    );
+    let e = client.list_signatures(&r, &subject).await.unwrap_err();
+    assert!(e.to_string().contains("limit"), "index page: {e}");
+
+    let elapsed = started.elapsed();
+    let written = sent.load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!("endless server wrote {written} bytes in {elapsed:?}");
+    assert!(elapsed < std::time::Duration::from_secs(30), "{elapsed:?}");
+    // Three refusals at ≤ 4 MiB each plus socket buffers, not an unbounded read.
+    assert!(written < 64 << 20, "{written} bytes were read");
+}
