@@ -448,3 +448,91 @@ async fn endless_bodies_are_cut_at_their_bound() {
     // Three refusals at ≤ 4 MiB each plus socket buffers, not an unbounded read.
     assert!(written < 64 << 20, "{written} bytes were read");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_restart_mid_run_fails_only_the_artifacts_it_hit() {
+    const ARTIFACTS: usize = 10;
+    let mut reg = Registry::start(RegistryConfig::default());
+    let client = reg.client();
+    let mut refs = Vec::new();
+    for i in 0..ARTIFACTS {
+        let d = push_test_image(&client, &reg.host, "restart/app", &format!("v{i}")).await;
+        refs.push(format!("{}/restart/app@{}", reg.host, d.digest));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let k = make_named_test_key(dir.path(), "restart", KeySpec::EcP256);
+    let child = bin()
+        .arg("sign")
+        .args(&refs)
+        .arg("--key")
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.chain)
+        .args([
+            "--output",
+            "json",
+            "--no-revocation-check",
+            "--concurrency",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first artifact's referrers tag appears, take the registry down for longer
+    // than the retry budget (250+500+1000 ms backoff), then bring it back.
+    let first_tag = sign_action::oci::manifest::referrers_tag(refs[0].split('@').nth(1).unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, _, _) = reg
+            .raw_get(
+                &format!("/v2/restart/app/manifests/{first_tag}"),
+                "application/vnd.oci.image.index.v1+json",
+            )
+            .await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first signature never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    reg.stop();
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    reg.resume();
+    let out = child.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("no JSON report: {}", text(&out)));
+    let signed = report["signatures"].as_array().unwrap();
+    let failed = report["failures"].as_array().unwrap();
+    eprintln!(
+        "registry restart: {} signed, {} failed of {ARTIFACTS}",
+        signed.len(),
+        failed.len()
+    );
+    assert_eq!(signed.len() + failed.len(), ARTIFACTS, "{}", text(&out));
+    assert!(
+        !failed.is_empty(),
+        "the outage hit no artifact: {}",
+        text(&out)
+    );
+    assert!(!signed.is_empty(), "{}", text(&out));
+    assert!(!out.status.success(), "failures must fail the run");
+    for f in failed {
+        let r = f["reference"].as_str().unwrap();
+        assert!(refs.iter().any(|x| x == r), "{f}");
+        assert!(!f["error"].as_str().unwrap_or("").is_empty(), "{f}");
+    }
+    // What was reported signed is discoverable and verifies after the restart.
+    let config = TrustConfig::new();
+    config.add_store("ca", "one", &[&k.root]);
+    let policy = config.policy("p.json", "strict", &["ca:one"], None);
+    let signed_refs: Vec<&str> = signed
+        .iter()
+        .map(|s| s["reference"].as_str().unwrap())
+        .collect();
+    let (vout, _) = verify(&config, &policy, &signed_refs);
+    assert!(vout.status.success(), "{}", text(&vout));
+}

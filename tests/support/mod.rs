@@ -150,6 +150,36 @@ impl Registry {
         }
     }
 
+    /// Kill the registry process (storage and port stay reserved for [`Registry::resume`]).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start the registry again on the same port with the same storage (plain HTTP only).
+    pub fn resume(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("registry.log"))
+            .unwrap();
+        self.child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(self.dir.path().join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("respawn docker-registry");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.responds(false) {
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not come back"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Plain HTTP: `/v2/` answers (200 or 401). TLS: the port accepts connections.
     fn responds(&self, tls: bool) -> bool {
         let Ok(mut s) = TcpStream::connect_timeout(
