@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod fake_http;
+pub mod fault_proxy;
 pub mod oci_server;
 pub mod registry_front;
 
@@ -146,6 +147,36 @@ impl Registry {
             if Instant::now() > deadline {
                 return Err("docker-registry did not answer within 10 s".into());
             }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kill the registry process (storage and port stay reserved for [`Registry::resume`]).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start the registry again on the same port with the same storage (plain HTTP only).
+    pub fn resume(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("registry.log"))
+            .unwrap();
+        self.child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(self.dir.path().join("config.yml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("respawn docker-registry");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.responds(false) {
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not come back"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -1,0 +1,538 @@
+//! "Nothing lost, nothing let in": concurrent signers against the real registry and secrets
+//! that must never reach output, driven through the `sign-action` binary.
+
+#[path = "support/e2e.rs"]
+mod e2e;
+mod support;
+
+use std::process::Stdio;
+
+use e2e::{bin, text, verify, TrustConfig};
+use sign_action::crypto::KeySpec;
+use sign_action::oci::reference::Reference;
+use sign_action::oci::ArtifactStore;
+use support::{make_named_test_key, push_test_image, Registry, RegistryConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_concurrent_signer_processes_lose_no_signature() {
+    // docker-registry has no Referrers API and ignores If-Match: every signer goes through the
+    // tag-schema index read-modify-write with read-back confirmation.
+    const SIGNERS: usize = 16;
+    let reg = Registry::start(RegistryConfig::default());
+    let client = reg.client();
+    let subject = push_test_image(&client, &reg.host, "conc16", "v1").await;
+    let reference = format!("{}/conc16@{}", reg.host, subject.digest);
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys: Vec<_> = (0..SIGNERS)
+        .map(|i| make_named_test_key(keys_dir.path(), &format!("signer{i}"), KeySpec::EcP256))
+        .collect();
+
+    let children: Vec<_> = keys
+        .iter()
+        .map(|k| {
+            bin()
+                .arg("sign")
+                .arg(&reference)
+                .arg("--key")
+                .arg(&k.key)
+                .arg("--cert")
+                .arg(&k.chain)
+                .args(["--output", "json", "--no-revocation-check"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn sign-action")
+        })
+        .collect();
+    let mut pushed = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a concurrent signer failed: {}",
+            text(&out)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        pushed.push(
+            report["signatures"][0]["signature-digest"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+
+    let r = Reference::parse(&reference).unwrap();
+    let mut listed: Vec<String> = client
+        .list_signatures(&r, &subject)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.digest)
+        .collect();
+    listed.sort();
+    pushed.sort();
+    pushed.dedup();
+    assert_eq!(
+        pushed.len(),
+        SIGNERS,
+        "signers must produce distinct signatures"
+    );
+    assert_eq!(
+        listed, pushed,
+        "every concurrent signature must be discoverable"
+    );
+
+    // Each signer's signature verifies on its own: a trust store holding only that signer's
+    // certificate passes only if its signature is listed and intact.
+    for (i, k) in keys.iter().enumerate() {
+        let config = TrustConfig::new();
+        config.add_store("ca", "one", &[&k.root]);
+        let policy = config.policy("p.json", "strict", &["ca:one"], None);
+        let (out, _) = verify(&config, &policy, &[&reference]);
+        assert!(
+            out.status.success(),
+            "signer {i} did not verify: {}",
+            text(&out)
+        );
+    }
+}
+
+/// Every output of a run (stdout, stderr), checked for canary secrets and key material.
+fn assert_no_canary(what: &str, out: &std::process::Output, canaries: &[&str], key_pem: &str) {
+    let all = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for c in canaries {
+        assert!(!all.contains(c), "{what}: a canary secret leaked: {all}");
+    }
+    for line in key_pem
+        .lines()
+        .filter(|l| l.len() > 20 && !l.starts_with("-----"))
+    {
+        assert!(!all.contains(line), "{what}: a key PEM line leaked: {all}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_runs_never_print_passwords_or_key_material_in_success_or_failure() {
+    let registry_password = "canary-registry-pass-7Hq2x";
+    let wrong_registry_password = "canary-wrong-registry-pass-Zk91";
+    let key_password = "canary-key-pass-Vw3m";
+    let wrong_key_password = "canary-wrong-key-pass-Lp0s";
+    let reg = Registry::start(RegistryConfig {
+        htpasswd: Some(("signer".into(), registry_password.into())),
+        ..Default::default()
+    });
+    let subject = push_test_image(&reg.client(), &reg.host, "secret/app", "v1").await;
+    let reference = format!("{}/secret/app@{}", reg.host, subject.digest);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let k = make_named_test_key(d, "canary", KeySpec::EcP256);
+    let st = std::process::Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in"])
+        .arg(&k.key)
+        .arg("-out")
+        .arg(d.join("enc.key"))
+        .arg("-passout")
+        .arg(format!("pass:{key_password}"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let enc_key = d.join("enc.key");
+    let key_pem =
+        std::fs::read_to_string(&enc_key).unwrap() + &std::fs::read_to_string(&k.key).unwrap();
+    let canaries = [
+        registry_password,
+        wrong_registry_password,
+        key_password,
+        wrong_key_password,
+    ];
+    let sign = |key: &std::path::Path, key_pass: Option<&str>, reg_pass: &str| {
+        let mut cmd = bin();
+        cmd.arg("sign")
+            .arg(&reference)
+            .arg("--key")
+            .arg(key)
+            .arg("--cert")
+            .arg(&k.chain)
+            .args(["--no-revocation-check", "-u", "signer"])
+            .env("SIGN_ACTION_REGISTRY_PASSWORD", reg_pass);
+        if let Some(p) = key_pass {
+            cmd.env("SIGN_ACTION_KEY_PASSWORD", p);
+        }
+        cmd.output().unwrap()
+    };
+
+    let ok = sign(&enc_key, Some(key_password), registry_password);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert_no_canary("successful sign", &ok, &canaries, &key_pem);
+
+    let bad_reg = sign(&enc_key, Some(key_password), wrong_registry_password);
+    assert!(!bad_reg.status.success(), "{}", text(&bad_reg));
+    assert_no_canary("wrong registry password", &bad_reg, &canaries, &key_pem);
+
+    let bad_key = sign(&enc_key, Some(wrong_key_password), registry_password);
+    assert!(!bad_key.status.success(), "{}", text(&bad_key));
+    assert_no_canary("wrong key password", &bad_key, &canaries, &key_pem);
+
+    let no_pass = sign(&enc_key, None, registry_password);
+    assert!(!no_pass.status.success(), "{}", text(&no_pass));
+    assert_no_canary("missing key password", &no_pass, &canaries, &key_pem);
+
+    // A key file handed over as the certificate chain: parse errors must not echo it.
+    let mut swapped = bin();
+    swapped
+        .arg("sign")
+        .arg(&reference)
+        .arg("--key")
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.key)
+        .args(["-u", "signer"])
+        .env("SIGN_ACTION_REGISTRY_PASSWORD", registry_password);
+    let swapped = swapped.output().unwrap();
+    assert!(!swapped.status.success(), "{}", text(&swapped));
+    assert_no_canary("key as chain", &swapped, &canaries, &key_pem);
+
+    for output in ["text", "json"] {
+        let config = TrustConfig::new();
+        config.add_store("ca", "one", &[&k.root]);
+        let policy = config.policy("p.json", "strict", &["ca:one"], None);
+        for pass in [registry_password, wrong_registry_password] {
+            let out = bin()
+                .arg("verify")
+                .arg(&reference)
+                .arg("--trust-policy")
+                .arg(&policy)
+                .arg("--trust-store")
+                .arg(config.root())
+                .args(["--output", output, "-u", "signer"])
+                .env("SIGN_ACTION_REGISTRY_PASSWORD", pass)
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.success(),
+                pass == registry_password,
+                "{}",
+                text(&out)
+            );
+            assert_no_canary("verify", &out, &canaries, &key_pem);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_and_verifying_through_a_faulty_proxy_succeed_or_leave_nothing_dangling() {
+    let reg = Registry::start(RegistryConfig::default());
+    let client = reg.client();
+    let proxy = support::fault_proxy::FaultProxy::start(&reg.host);
+    let dir = tempfile::tempdir().unwrap();
+    let k = make_named_test_key(dir.path(), "faulty", KeySpec::EcP256);
+    let mut refs = Vec::new();
+    for i in 0..3 {
+        let d = push_test_image(&client, &reg.host, "faulty/app", &format!("v{i}")).await;
+        refs.push((d.clone(), format!("{}/faulty/app@{}", proxy.addr, d.digest)));
+    }
+    let args: Vec<&str> = refs.iter().map(|(_, r)| r.as_str()).collect();
+    let out = bin()
+        .arg("sign")
+        .args(&args)
+        .arg("--key")
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.chain)
+        .args(["--output", "json", "--no-revocation-check"])
+        .output()
+        .unwrap();
+    assert!(
+        proxy.injected() > 0,
+        "the proxy must have injected faults: {}",
+        text(&out)
+    );
+    // Every artifact is either signed or reported failed with a message.
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let signed = report["signatures"].as_array().unwrap().len();
+    let failed = report["failures"].as_array().map_or(0, |f| f.len());
+    assert_eq!(signed + failed, refs.len(), "{}", text(&out));
+    assert_eq!(out.status.success(), failed == 0, "{}", text(&out));
+    eprintln!(
+        "fault proxy: {} faults injected over {} connections; {signed} signed, {failed} failed",
+        proxy.injected(),
+        proxy
+            .counts
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+    );
+    assert!(
+        signed > 0,
+        "retries must get some signatures through: {}",
+        text(&out)
+    );
+
+    // Directly against the registry: every listed signature manifest has all its blobs.
+    for (subject, _) in &refs {
+        let r = Reference::parse(&format!("{}/faulty/app@{}", reg.host, subject.digest)).unwrap();
+        for sig in client.list_signatures(&r, subject).await.unwrap() {
+            let bytes = client.fetch_manifest(&r, &sig).await.unwrap();
+            let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let mut blobs = vec![m["config"].clone()];
+            blobs.extend(m["layers"].as_array().unwrap().iter().cloned());
+            for b in blobs {
+                let desc: sign_action::oci::Descriptor = serde_json::from_value(b).unwrap();
+                client
+                    .fetch_blob(&r, &desc, 1 << 20)
+                    .await
+                    .expect("a pushed signature manifest must not miss a blob");
+            }
+        }
+    }
+
+    // Verification through the same faults passes for what was signed.
+    let config = TrustConfig::new();
+    config.add_store("ca", "one", &[&k.root]);
+    let policy = config.policy("p.json", "strict", &["ca:one"], None);
+    for s in report["signatures"].as_array().unwrap() {
+        let (vout, _) = verify(&config, &policy, &[s["reference"].as_str().unwrap()]);
+        assert!(vout.status.success(), "{}", text(&vout));
+    }
+    eprintln!("after verify: {} faults injected", proxy.injected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_over_another_digest_fails_at_every_enforcing_level() {
+    let reg = Registry::start(RegistryConfig::default());
+    let client = reg.client();
+    let a = push_test_image(&client, &reg.host, "downgrade/app", "a").await;
+    let b = push_test_image(&client, &reg.host, "downgrade/app", "b").await;
+    assert_ne!(a.digest, b.digest);
+    let dir = tempfile::tempdir().unwrap();
+    let k = make_named_test_key(dir.path(), "downgrade", KeySpec::EcP256);
+    let ref_a = format!("{}/downgrade/app@{}", reg.host, a.digest);
+    let ref_b = format!("{}/downgrade/app@{}", reg.host, b.digest);
+    for format in ["jws", "cose"] {
+        let sig = e2e::sign_ok(
+            &[&ref_a],
+            &k.key,
+            &k.chain,
+            &["--no-revocation-check", "--signature-format", format],
+        )
+        .remove(0);
+        // Attach A's valid envelope (same signer, same annotations) to B.
+        let (media_type, envelope) = e2e::fetch_envelope(&reg, "downgrade/app", &sig).await;
+        let ra = Reference::parse(&ref_a).unwrap();
+        let sig_desc = client
+            .list_signatures(&ra, &a)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|d| d.digest == sig)
+            .unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&client.fetch_manifest(&ra, &sig_desc).await.unwrap()).unwrap();
+        let annotations: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(manifest["annotations"].clone()).unwrap();
+        let rb = Reference::parse(&ref_b).unwrap();
+        client
+            .push_signature(
+                &rb,
+                &b,
+                &media_type,
+                &envelope,
+                annotations,
+                sign_action::oci::ManifestForm::Legacy,
+            )
+            .await
+            .unwrap();
+    }
+
+    let config = TrustConfig::new();
+    config.add_store("ca", "one", &[&k.root]);
+    for level in ["strict", "permissive", "audit"] {
+        let policy = config.policy(&format!("{level}.json"), level, &["ca:one"], None);
+        let (out, doc) = verify(&config, &policy, &[&ref_b]);
+        assert!(
+            !out.status.success(),
+            "{level}: a signature over {} passed for {}: {}",
+            a.digest,
+            b.digest,
+            text(&out)
+        );
+        assert_eq!(doc["results"][0]["verified"], false, "{level}: {doc}");
+        // The genuine artifact still verifies with the same envelopes.
+        let (ok, _) = verify(&config, &policy, &[&ref_a]);
+        assert!(ok.status.success(), "{level}: {}", text(&ok));
+    }
+}
+
+/// A server that answers every request with 200 and a chunked body that never ends; returns
+/// its address and the count of body bytes it managed to write.
+async fn endless_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if s.read(&mut b).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                let ct = "application/vnd.oci.image.index.v1+json";
+                let start = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nDocker-Content-Digest: sha256:{}\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    "0".repeat(64)
+                );
+                if s.write_all(start.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("{:x}\r\n{}\r\n", 16384, "[".repeat(16384));
+                while s.write_all(chunk.as_bytes()).await.is_ok() {
+                    counter.fetch_add(16384, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (addr, sent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_bodies_are_cut_at_their_bound() {
+    use sign_action::oci::registry::{RegistryClient, RegistryOptions};
+    use sign_action::oci::Descriptor;
+    let (addr, sent) = endless_server().await;
+    let client = RegistryClient::new(RegistryOptions {
+        plain_http: true,
+        use_docker_config: false,
+        retries: 0,
+        ..Default::default()
+    })
+    .unwrap();
+    let r = Reference::parse(&format!("{addr}/endless/app:v1")).unwrap();
+    let digest = format!("sha256:{}", "d".repeat(64));
+    let started = std::time::Instant::now();
+
+    let envelope = Descriptor::new("application/jose+json", digest.clone(), 1000);
+    let e = client.fetch_blob(&r, &envelope, 1 << 20).await.unwrap_err();
+    assert!(e.to_string().contains("limit"), "envelope: {e}");
+
+    let manifest = Descriptor::new(
+        "application/vnd.oci.image.manifest.v1+json",
+        digest.clone(),
+        100 << 20,
+    );
+    let e = client.fetch_manifest(&r, &manifest).await.unwrap_err();
+    assert!(e.to_string().contains("limit"), "manifest: {e}");
+
+    // The tag-schema index page of a subject.
+    let subject = Descriptor::new(
+        "application/vnd.oci.image.manifest.v1+json",
+        digest.clone(),
+        10,
+    );
+    let e = client.list_signatures(&r, &subject).await.unwrap_err();
+    assert!(e.to_string().contains("limit"), "index page: {e}");
+
+    let elapsed = started.elapsed();
+    let written = sent.load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!("endless server wrote {written} bytes in {elapsed:?}");
+    assert!(elapsed < std::time::Duration::from_secs(30), "{elapsed:?}");
+    // Three refusals at ≤ 4 MiB each plus socket buffers, not an unbounded read.
+    assert!(written < 64 << 20, "{written} bytes were read");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_restart_mid_run_fails_only_the_artifacts_it_hit() {
+    const ARTIFACTS: usize = 10;
+    let mut reg = Registry::start(RegistryConfig::default());
+    let client = reg.client();
+    let mut refs = Vec::new();
+    for i in 0..ARTIFACTS {
+        let d = push_test_image(&client, &reg.host, "restart/app", &format!("v{i}")).await;
+        refs.push(format!("{}/restart/app@{}", reg.host, d.digest));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let k = make_named_test_key(dir.path(), "restart", KeySpec::EcP256);
+    let child = bin()
+        .arg("sign")
+        .args(&refs)
+        .arg("--key")
+        .arg(&k.key)
+        .arg("--cert")
+        .arg(&k.chain)
+        .args([
+            "--output",
+            "json",
+            "--no-revocation-check",
+            "--concurrency",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first artifact's referrers tag appears, take the registry down for longer
+    // than the retry budget (250+500+1000 ms backoff), then bring it back.
+    let first_tag = sign_action::oci::manifest::referrers_tag(refs[0].split('@').nth(1).unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, _, _) = reg
+            .raw_get(
+                &format!("/v2/restart/app/manifests/{first_tag}"),
+                "application/vnd.oci.image.index.v1+json",
+            )
+            .await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first signature never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    reg.stop();
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    reg.resume();
+    let out = child.wait_with_output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("no JSON report: {}", text(&out)));
+    let signed = report["signatures"].as_array().unwrap();
+    let failed = report["failures"].as_array().unwrap();
+    eprintln!(
+        "registry restart: {} signed, {} failed of {ARTIFACTS}",
+        signed.len(),
+        failed.len()
+    );
+    assert_eq!(signed.len() + failed.len(), ARTIFACTS, "{}", text(&out));
+    assert!(
+        !failed.is_empty(),
+        "the outage hit no artifact: {}",
+        text(&out)
+    );
+    assert!(!signed.is_empty(), "{}", text(&out));
+    assert!(!out.status.success(), "failures must fail the run");
+    for f in failed {
+        let r = f["reference"].as_str().unwrap();
+        assert!(refs.iter().any(|x| x == r), "{f}");
+        assert!(!f["error"].as_str().unwrap_or("").is_empty(), "{f}");
+    }
+    // What was reported signed is discoverable and verifies after the restart.
+    let config = TrustConfig::new();
+    config.add_store("ca", "one", &[&k.root]);
+    let policy = config.policy("p.json", "strict", &["ca:one"], None);
+    let signed_refs: Vec<&str> = signed
+        .iter()
+        .map(|s| s["reference"].as_str().unwrap())
+        .collect();
+    let (vout, _) = verify(&config, &policy, &signed_refs);
+    assert!(vout.status.success(), "{}", text(&vout));
+}
