@@ -10,6 +10,7 @@ use crate::cli::{ManifestFormArg, SignatureFormatArg};
 use std::path::{Path, PathBuf};
 
 use sign_action::policy::TrustPolicyDocument;
+use sign_action::verify::VerifySettings;
 
 use crate::run::{
     execute_sign, execute_verify, load_policy, one_line, open_trust_store, parse_plugin_config,
@@ -406,7 +407,11 @@ fn verify_request_from_inputs(inputs: &Inputs, env: &[(String, String)]) -> Resu
             .map_err(|_| anyhow::anyhow!("input `max-signatures` must be a whole number"))?,
         None => 100,
     };
-    let settings = verify_settings(max_signatures, &inputs.get_multiline("user-metadata"), None)?;
+    let settings = VerifySettings {
+        plugin_config: parse_plugin_config(&inputs.get_multiline("plugin-config"))
+            .context("input `plugin-config`")?,
+        ..verify_settings(max_signatures, &inputs.get_multiline("user-metadata"), None)?
+    };
     let registry_ca_pem = match inputs.get("registry-ca") {
         Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
         None => Vec::new(),
