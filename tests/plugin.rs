@@ -782,6 +782,160 @@ mod verify_vector {
     }
 }
 
+// ------------------------------------------------ plugin download (action inputs)
+
+/// Serve `body` over plain HTTP on loopback for every request; returns the URL base.
+fn serve(body: Vec<u8>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                request.push(byte[0]);
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A `.tar.gz` made by the system tar from the files in `staging`.
+fn tarball(staging: &Path, out: &Path) -> Vec<u8> {
+    let status = Command::new("tar")
+        .arg("czf")
+        .arg(out)
+        .arg("-C")
+        .arg(staging)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    std::fs::read(out).expect("tarball")
+}
+
+fn action_downloads_and_installs_the_plugin() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup("com.example.keyholder", KeySpec::EcP256);
+    let staging = s.dir.path().join("staging");
+    std::fs::create_dir_all(staging.join("docs")).expect("mkdir");
+    std::fs::write(staging.join("docs/LICENSE"), "test").expect("license");
+    std::fs::copy(
+        std::env::current_exe().expect("exe"),
+        staging.join("notation-com.example.dl"),
+    )
+    .expect("copy");
+    let archive = tarball(&staging, &s.dir.path().join("plugin.tar.gz"));
+    let checksum = sign_action::crypto::sha256_hex(&archive);
+    let url = format!("{}/plugin.tar.gz", serve(archive));
+    let home = s.dir.path().join("home");
+    let installed = home.join("notation/plugins/com.example.dl/notation-com.example.dl");
+    let layout = s.dir.path().join("layout");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-layout"),
+        &layout,
+    );
+    let output_file = s.dir.path().join("github_output");
+    std::fs::write(&output_file, "").expect("output file");
+    let config: Vec<String> = s
+        .config("ok")
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let run = |checksum: &str| {
+        bin()
+            .args(["action", "sign"])
+            .env("XDG_CONFIG_HOME", &home)
+            .env("HOME", &home)
+            .env("INPUT_IMAGES", format!("{}:v1", layout.display()))
+            .env("INPUT_OCI-LAYOUT", "true")
+            .env("INPUT_PLUGIN", "com.example.dl")
+            .env("INPUT_PLUGIN-KEY-ID", "key-1")
+            .env("INPUT_PLUGIN-CONFIG", config.join("\n"))
+            .env("INPUT_PLUGIN-URL", &url)
+            .env("INPUT_PLUGIN-CHECKSUM", checksum)
+            .env("GITHUB_OUTPUT", &output_file)
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .expect("action")
+    };
+    // A wrong checksum: refused before anything is written.
+    let out = run(&"0".repeat(64));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("nothing was installed"), "{stdout}");
+    assert!(!home.join("notation").exists());
+    // Only one of the two inputs: a usage error.
+    let out = bin()
+        .args(["action", "sign"])
+        .env("XDG_CONFIG_HOME", &home)
+        .env("INPUT_PLUGIN-URL", &url)
+        .env("GITHUB_OUTPUT", &output_file)
+        .output()
+        .expect("action");
+    assert_eq!(out.status.code(), Some(2));
+    // The right checksum: installed with mode 0755, then it signs.
+    let out = run(&checksum.to_uppercase());
+    check(&out, "action sign with a downloaded plugin");
+    let mode = std::fs::metadata(&installed)
+        .expect("installed")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
+    let outputs = std::fs::read_to_string(&output_file).expect("outputs");
+    assert!(outputs.contains("plugin-leaf"), "{outputs}");
+}
+
+fn unsafe_archives_are_refused() {
+    use sign_action::signers::install::install_archive;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    // A symlink named like the plugin.
+    let staging = dir.path().join("link");
+    std::fs::create_dir_all(&staging).expect("mkdir");
+    std::os::unix::fs::symlink("/bin/sh", staging.join("notation-evil")).expect("symlink");
+    let archive = tarball(&staging, &dir.path().join("link.tar.gz"));
+    let err = install_archive(&archive, &plugins).expect_err("symlink");
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    // A path climbing out of the directory, written by hand (tar tools refuse to).
+    let mut header = tar::Header::new_gnu();
+    header.as_old_mut().name[..18].copy_from_slice(b"../notation-escape");
+    header.set_size(4);
+    header.set_mode(0o755);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut raw = header.as_bytes().to_vec();
+    raw.extend_from_slice(b"evil");
+    raw.resize(raw.len() + 508 + 1024, 0);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&raw).expect("gzip");
+    let archive = gz.finish().expect("gzip");
+    let err = install_archive(&archive, &plugins).expect_err("traversal");
+    assert!(
+        err.to_string().contains("not a plain relative path"),
+        "{err}"
+    );
+    // Not gzip at all, and a tarball without a plugin.
+    assert!(install_archive(b"PK\x03\x04zip", &plugins).is_err());
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    std::fs::write(empty.join("README"), "x").expect("readme");
+    let archive = tarball(&empty, &dir.path().join("empty.tar.gz"));
+    let err = install_archive(&archive, &plugins).expect_err("no plugin");
+    assert!(err.to_string().contains("no notation-<name> file"), "{err}");
+    assert!(
+        !plugins.exists(),
+        "nothing may be written for a refused archive"
+    );
+}
+
 const BOTH: &str = "SIGNATURE_VERIFIER.TRUSTED_IDENTITY,SIGNATURE_VERIFIER.REVOCATION_CHECK";
 const TI: &str = "SIGNATURE_VERIFIER.TRUSTED_IDENTITY";
 
@@ -925,6 +1079,11 @@ fn main() {
             action_inputs_select_the_plugin,
         ),
         ("missing_plugin_is_named", missing_plugin_is_named),
+        (
+            "action_downloads_and_installs_the_plugin",
+            action_downloads_and_installs_the_plugin,
+        ),
+        ("unsafe_archives_are_refused", unsafe_archives_are_refused),
         (
             "plugin_vector_passes_with_the_plugin",
             plugin_vector_passes_with_the_plugin,

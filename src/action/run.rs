@@ -44,6 +44,9 @@ pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut A
             let _ = action.commands.register_secret(value);
         }
     }
+    if let Some(code) = install_plugin_input(&inputs, action).await {
+        return code;
+    }
     let request = match sign_request_from_inputs(&inputs, env, &mut action.commands) {
         Ok(r) => r,
         Err(e) => {
@@ -276,6 +279,9 @@ pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut
     if let Some(t) = env_value(env, "GITHUB_TOKEN").filter(|t| !t.is_empty()) {
         let _ = action.commands.register_secret(t);
     }
+    if let Some(code) = install_plugin_input(&inputs, action).await {
+        return code;
+    }
     let request = match verify_request_from_inputs(&inputs, env) {
         Ok(r) => r,
         Err(e) => {
@@ -356,6 +362,51 @@ pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut
 
 /// The `github-token` input, else `GITHUB_TOKEN` from the step's environment (used for
 /// ghcr.io only).
+/// Inputs `plugin-url` + `plugin-checksum`: install the plugin archive into notation's
+/// plugin directory before anything looks for it. `Some(exit code)` when that failed.
+async fn install_plugin_input<W: Write>(inputs: &Inputs, action: &mut Action<W>) -> Option<i32> {
+    let report = |action: &mut Action<W>, e: &anyhow::Error| {
+        let message = action.commands.redact(&one_line(e));
+        let _ = action.commands.error(&message, &AnnotationProps::default());
+    };
+    let (url, checksum) = match (inputs.get("plugin-url"), inputs.get("plugin-checksum")) {
+        (None, None) => return None,
+        (Some(u), Some(c)) => (u.to_string(), c.to_string()),
+        _ => {
+            report(
+                action,
+                &anyhow::anyhow!(
+                    "inputs `plugin-url` and `plugin-checksum` must be given together (the archive's SHA-256 pins what is installed)"
+                ),
+            );
+            return Some(EXIT_USAGE);
+        }
+    };
+    let Some(config) = sign_action::policy::store::default_config_dir() else {
+        report(
+            action,
+            &anyhow::anyhow!(
+                "cannot find notation's configuration directory to install the plugin into"
+            ),
+        );
+        return Some(EXIT_USAGE);
+    };
+    match sign_action::signers::install::install_from_url(&url, &checksum, &config.join("plugins"))
+        .await
+    {
+        Ok(path) => {
+            let _ = action
+                .commands
+                .info(&format!("installed plugin {}", path.display()));
+            None
+        }
+        Err(e) => {
+            report(action, &anyhow::Error::new(e).context("input `plugin-url`"));
+            Some(EXIT_FAILED)
+        }
+    }
+}
+
 fn github_token(inputs: &Inputs, env: &[(String, String)]) -> Option<String> {
     inputs.get("github-token").map(String::from).or_else(|| {
         env_value(env, "GITHUB_TOKEN")
