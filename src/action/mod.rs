@@ -8,6 +8,7 @@ pub mod commands;
 pub mod inputs;
 pub mod outputs;
 pub mod secrets;
+pub mod spec;
 pub mod summary;
 
 use std::io::Write;

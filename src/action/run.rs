@@ -5,7 +5,8 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 
-use super::{pem_or_path, read_inputs, Action, AnnotationProps, Commands, Inputs, Mode, Outputs};
+use super::spec::{DeclaredInputs, SIGN_INPUTS, VERIFY_INPUTS};
+use super::{pem_or_path, Action, AnnotationProps, Commands, Mode, Outputs};
 use crate::cli::{ManifestFormArg, SignatureFormatArg};
 use std::path::{Path, PathBuf};
 
@@ -37,7 +38,7 @@ pub async fn sign_action() -> i32 {
 }
 
 pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut Action<W>) -> i32 {
-    let inputs = read_inputs(env.iter().cloned());
+    let inputs = DeclaredInputs::from_env(env.iter().cloned(), SIGN_INPUTS);
     // Masks go out before any other line, so nothing printed later can leak a secret.
     for name in SECRET_INPUTS {
         if let Some(value) = inputs.get(name) {
@@ -138,8 +139,8 @@ pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut A
     code
 }
 
-fn sign_request_from_inputs<W: Write>(
-    inputs: &Inputs,
+pub(super) fn sign_request_from_inputs<W: Write>(
+    inputs: &DeclaredInputs,
     env: &[(String, String)],
     commands: &mut Commands<W>,
 ) -> Result<SignRequest> {
@@ -147,6 +148,7 @@ fn sign_request_from_inputs<W: Write>(
     if references.is_empty() {
         anyhow::bail!("input `images` is required: one artifact reference per line");
     }
+    plugin_download(inputs)?;
     let key = match (inputs.get("key"), inputs.get("pkcs11-module")) {
         (None, None) if inputs.get("plugin").is_some() => KeySource::Plugin {
             name: inputs.get("plugin").unwrap_or_default().to_string(),
@@ -197,12 +199,12 @@ fn sign_request_from_inputs<W: Write>(
         }
         None => None,
     };
-    let format = match inputs.get("signature-format").unwrap_or("jws") {
+    let format = match inputs.require("signature-format")? {
         "jws" => SignatureFormatArg::Jws,
         "cose" => SignatureFormatArg::Cose,
         other => anyhow::bail!("input `signature-format` must be jws or cose, not {other:?}"),
     };
-    let form = match inputs.get("manifest-form").unwrap_or("legacy") {
+    let form = match inputs.require("manifest-form")? {
         "legacy" => ManifestFormArg::Legacy,
         "artifact-type" => ManifestFormArg::ArtifactType,
         other => {
@@ -216,13 +218,13 @@ fn sign_request_from_inputs<W: Write>(
         form,
         4,
     )?;
-    settings.recursive = inputs.get_bool("recursive")?.unwrap_or(false);
+    settings.recursive = inputs.get_bool("recursive")?.unwrap_or_default();
     let registry_ca_pem = match inputs.get("registry-ca") {
         Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
         None => Vec::new(),
     };
     let store = StoreConfig {
-        oci_layout: inputs.get_bool("oci-layout")?.unwrap_or(false),
+        oci_layout: inputs.get_bool("oci-layout")?.unwrap_or_default(),
         username: inputs.get("registry-username").map(String::from),
         password: inputs.get("registry-password").map(String::from),
         github_token: github_token(inputs, env),
@@ -270,7 +272,7 @@ pub async fn verify_action() -> i32 {
 }
 
 pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut Action<W>) -> i32 {
-    let inputs = read_inputs(env.iter().cloned());
+    let inputs = DeclaredInputs::from_env(env.iter().cloned(), VERIFY_INPUTS);
     for name in VERIFY_SECRET_INPUTS {
         if let Some(value) = inputs.get(name) {
             let _ = action.commands.register_secret(value);
@@ -362,23 +364,32 @@ pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut
 
 /// The `github-token` input, else `GITHUB_TOKEN` from the step's environment (used for
 /// ghcr.io only).
+/// Inputs `plugin-url` + `plugin-checksum`, which only make sense together.
+pub(crate) fn plugin_download(inputs: &DeclaredInputs) -> Result<Option<(String, String)>> {
+    match (inputs.get("plugin-url"), inputs.get("plugin-checksum")) {
+        (None, None) => Ok(None),
+        (Some(u), Some(c)) => Ok(Some((u.to_string(), c.to_string()))),
+        _ => anyhow::bail!(
+            "inputs `plugin-url` and `plugin-checksum` must be given together (the archive's SHA-256 pins what is installed)"
+        ),
+    }
+}
+
 /// Inputs `plugin-url` + `plugin-checksum`: install the plugin archive into notation's
 /// plugin directory before anything looks for it. `Some(exit code)` when that failed.
-async fn install_plugin_input<W: Write>(inputs: &Inputs, action: &mut Action<W>) -> Option<i32> {
+async fn install_plugin_input<W: Write>(
+    inputs: &DeclaredInputs,
+    action: &mut Action<W>,
+) -> Option<i32> {
     let report = |action: &mut Action<W>, e: &anyhow::Error| {
         let message = action.commands.redact(&one_line(e));
         let _ = action.commands.error(&message, &AnnotationProps::default());
     };
-    let (url, checksum) = match (inputs.get("plugin-url"), inputs.get("plugin-checksum")) {
-        (None, None) => return None,
-        (Some(u), Some(c)) => (u.to_string(), c.to_string()),
-        _ => {
-            report(
-                action,
-                &anyhow::anyhow!(
-                    "inputs `plugin-url` and `plugin-checksum` must be given together (the archive's SHA-256 pins what is installed)"
-                ),
-            );
+    let (url, checksum) = match plugin_download(inputs) {
+        Ok(None) => return None,
+        Ok(Some(pair)) => pair,
+        Err(e) => {
+            report(action, &e);
             return Some(EXIT_USAGE);
         }
     };
@@ -407,7 +418,7 @@ async fn install_plugin_input<W: Write>(inputs: &Inputs, action: &mut Action<W>)
     }
 }
 
-fn github_token(inputs: &Inputs, env: &[(String, String)]) -> Option<String> {
+fn github_token(inputs: &DeclaredInputs, env: &[(String, String)]) -> Option<String> {
     inputs.get("github-token").map(String::from).or_else(|| {
         env_value(env, "GITHUB_TOKEN")
             .filter(|t| !t.is_empty())
@@ -439,7 +450,10 @@ pub fn docker_config_dir(env: &[(String, String)]) -> Option<PathBuf> {
         .then_some(translated)
 }
 
-fn verify_request_from_inputs(inputs: &Inputs, env: &[(String, String)]) -> Result<VerifyRequest> {
+pub(super) fn verify_request_from_inputs(
+    inputs: &DeclaredInputs,
+    env: &[(String, String)],
+) -> Result<VerifyRequest> {
     let references = inputs.get_multiline("images");
     if references.is_empty() {
         anyhow::bail!("input `images` is required: one artifact reference per line");
@@ -452,12 +466,11 @@ fn verify_request_from_inputs(inputs: &Inputs, env: &[(String, String)]) -> Resu
         None => load_policy(None)?,
     };
     let trust_store = open_trust_store(inputs.get("trust-store").map(Path::new))?;
-    let max_signatures = match inputs.get("max-signatures") {
-        Some(v) => v
-            .parse()
-            .map_err(|_| anyhow::anyhow!("input `max-signatures` must be a whole number"))?,
-        None => 100,
-    };
+    let max_signatures = inputs
+        .require("max-signatures")?
+        .parse()
+        .map_err(|_| anyhow::anyhow!("input `max-signatures` must be a whole number"))?;
+    plugin_download(inputs)?;
     let settings = VerifySettings {
         plugin_config: parse_plugin_config(&inputs.get_multiline("plugin-config"))
             .context("input `plugin-config`")?,
@@ -474,7 +487,7 @@ fn verify_request_from_inputs(inputs: &Inputs, env: &[(String, String)]) -> Resu
         scope: inputs.get("scope").map(String::from),
         settings,
         store: StoreConfig {
-            oci_layout: inputs.get_bool("oci-layout")?.unwrap_or(false),
+            oci_layout: inputs.get_bool("oci-layout")?.unwrap_or_default(),
             username: inputs.get("registry-username").map(String::from),
             password: inputs.get("registry-password").map(String::from),
             github_token: github_token(inputs, env),
@@ -482,7 +495,7 @@ fn verify_request_from_inputs(inputs: &Inputs, env: &[(String, String)]) -> Resu
             registry_ca_pem,
             docker_config_dir: docker_config_dir(env),
         },
-        recursive: inputs.get_bool("recursive")?.unwrap_or(false),
+        recursive: inputs.get_bool("recursive")?.unwrap_or_default(),
     })
 }
 
