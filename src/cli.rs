@@ -204,6 +204,10 @@ pub struct VerifyArgs {
     /// Give up after this many signatures per artifact.
     #[arg(long, default_value_t = 100)]
     pub max_signatures: usize,
+    /// Configuration KEY=VALUE (repeatable) for the verification plugin a signature names,
+    /// passed as `pluginConfig`.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub plugin_config: Vec<String>,
     /// Keep CRLs and OCSP answers in this directory between runs (until their nextUpdate).
     #[arg(long, value_name = "DIR")]
     pub revocation_cache: Option<PathBuf>,

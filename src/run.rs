@@ -558,6 +558,8 @@ pub fn verify_settings(
         max_signatures,
         user_metadata,
         revocation: Some(Arc::new(checker)),
+        plugin_dir: None,
+        plugin_config: BTreeMap::new(),
     })
 }
 
@@ -568,11 +570,14 @@ impl VerifyRequest {
             policy: load_policy(args.trust_policy.as_deref())?,
             trust_store: open_trust_store(args.trust_store.as_deref())?,
             scope: args.scope.clone(),
-            settings: verify_settings(
-                args.max_signatures,
-                &args.user_metadata,
-                args.revocation_cache.as_deref(),
-            )?,
+            settings: VerifySettings {
+                plugin_config: parse_plugin_config(&args.plugin_config)?,
+                ..verify_settings(
+                    args.max_signatures,
+                    &args.user_metadata,
+                    args.revocation_cache.as_deref(),
+                )?
+            },
             store: StoreConfig::from_args(&args.store)?,
             recursive: args.recursive,
         })

@@ -3,6 +3,7 @@
 //! gives it.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -248,6 +249,11 @@ pub struct VerifySettings {
     /// `None`: revocation cannot be checked and is reported as not performed (a failure
     /// where the policy enforces revocation, as an unknown status is).
     pub revocation: Option<Arc<RevocationChecker>>,
+    /// Where verification plugins are installed (`{dir}/<name>/notation-<name>`); `None`:
+    /// notation's, `{config}/plugins`.
+    pub plugin_dir: Option<PathBuf>,
+    /// `pluginConfig` for verification plugins.
+    pub plugin_config: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for VerifySettings {
@@ -256,6 +262,11 @@ impl std::fmt::Debug for VerifySettings {
             .field("max_signatures", &self.max_signatures)
             .field("user_metadata", &self.user_metadata)
             .field("revocation", &self.revocation.is_some())
+            .field("plugin_dir", &self.plugin_dir)
+            .field(
+                "plugin_config_keys",
+                &self.plugin_config.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -266,6 +277,8 @@ impl Default for VerifySettings {
             max_signatures: 100,
             user_metadata: BTreeMap::new(),
             revocation: None,
+            plugin_dir: None,
+            plugin_config: BTreeMap::new(),
         }
     }
 }
@@ -492,23 +505,27 @@ pub async fn verify_signature(
         }
         Err(e) => return fail_integrity(report, format!("payload: {e}")),
     }
-    if let Some(plugin) = &envelope.verification_plugin {
-        return fail_integrity(
-            report,
-            format!(
-                "the signature requires the verification plugin {plugin:?}, which is not installed; install it or use a verifier with that plugin"
-            ),
-        );
-    }
-    let unprocessed = envelope.unprocessed_critical_attributes();
-    if !unprocessed.is_empty() {
-        return fail_integrity(
-            report,
-            format!(
-                "unknown critical attributes {unprocessed:?}: the specification requires rejecting signatures whose critical headers the verifier does not understand"
-            ),
-        );
-    }
+    // Digest §8 step 2 and 7: a named verification plugin must be installed, recent enough
+    // and a verifier; it is asked before the other checks are recorded because unprocessed
+    // critical attributes are an integrity failure.
+    let plugin_verdict = match &envelope.verification_plugin {
+        Some(name) => match run_verification_plugin(name, &envelope, policy, settings).await {
+            Ok(v) => Some(v),
+            Err(reason) => return fail_integrity(report, reason),
+        },
+        None => {
+            let unprocessed = envelope.unprocessed_critical_attributes();
+            if !unprocessed.is_empty() {
+                return fail_integrity(
+                    report,
+                    format!(
+                        "unknown critical attributes {unprocessed:?}: the specification requires rejecting signatures whose critical headers the verifier does not understand"
+                    ),
+                );
+            }
+            None
+        }
+    };
     report.checks.push(outcome(
         Check::Integrity,
         CheckStatus::Passed,
@@ -558,7 +575,12 @@ pub async fn verify_signature(
     record(
         &mut report,
         Check::Authenticity,
-        Judged::from(check_authenticity(&envelope, &chain, policy)),
+        Judged::from(check_authenticity(
+            &envelope,
+            &chain,
+            policy,
+            plugin_verdict.as_ref(),
+        )),
     );
     // 3. Expiry.
     record(
@@ -584,6 +606,8 @@ pub async fn verify_signature(
     // 5. Revocation, only when the policy does not skip it: it costs network requests.
     let revocation = if policy.action(Check::Revocation) == Action::Skip {
         Judged::from(Ok(CheckStatus::Skipped))
+    } else if let Some(result) = plugin_verdict.as_ref().and_then(|v| v.revocation.as_ref()) {
+        Judged::from(result.clone())
     } else {
         let signing_time = match envelope.signing_scheme {
             // Only a signing authority's time is authentic enough for invalidity dates.
@@ -664,6 +688,7 @@ fn check_authenticity(
     envelope: &ParsedEnvelope,
     chain: &[Certificate],
     policy: &EffectivePolicy,
+    plugin: Option<&PluginVerdict>,
 ) -> Result<CheckStatus, String> {
     let (anchors, store_type) = match envelope.signing_scheme {
         SigningScheme::X509 => (&policy.ca_certificates, "ca"),
@@ -685,6 +710,10 @@ fn check_authenticity(
             "the signature's certificate chain does not contain any trusted certificate".into(),
         );
     }
+    // A plugin with TRUSTED_IDENTITY decides identity instead of the subject match.
+    if let Some(result) = plugin.and_then(|p| p.trusted_identity.as_ref()) {
+        return result.clone();
+    }
     if let (Some(matcher), Some(leaf)) = (&policy.identity_matcher, chain.first()) {
         let subject = leaf.subject();
         if !matcher(&subject) {
@@ -695,6 +724,161 @@ fn check_authenticity(
         }
     }
     Ok(CheckStatus::Passed)
+}
+
+/// What a verification plugin decided for the checks it took over.
+struct PluginVerdict {
+    /// Present when the plugin has `TRUSTED_IDENTITY`.
+    trusted_identity: Option<Result<CheckStatus, String>>,
+    /// Present when the plugin has `REVOCATION_CHECK` and revocation is not skipped.
+    revocation: Option<Result<CheckStatus, String>>,
+}
+
+/// Locate, vet and call the verification plugin the envelope names (digest §8 step 2 and 7,
+/// §9 `verify-signature`). `Err` is an integrity failure, whatever the level.
+async fn run_verification_plugin(
+    name: &str,
+    envelope: &ParsedEnvelope,
+    policy: &EffectivePolicy,
+    settings: &VerifySettings,
+) -> Result<PluginVerdict, String> {
+    use crate::signers::plugin::{SemVer, CAP_REVOCATION_CHECK, CAP_TRUSTED_IDENTITY};
+    use crate::signers::Plugin;
+    let not_installed = |why: String| {
+        format!(
+            "the signature requires the verification plugin {name:?}, which is not installed ({why}); install it or use a verifier with that plugin"
+        )
+    };
+    let plugins_dir = match &settings.plugin_dir {
+        Some(dir) => dir.clone(),
+        None => crate::policy::store::default_config_dir()
+            .map(|d| d.join("plugins"))
+            .ok_or_else(|| not_installed("notation's configuration directory is unknown".into()))?,
+    };
+    let plugin =
+        Plugin::in_plugins_dir(&plugins_dir, name).map_err(|e| not_installed(e.to_string()))?;
+    let metadata = plugin
+        .metadata(&settings.plugin_config)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(min) = &envelope.verification_plugin_min_version {
+        let min_version = SemVer::parse(min).ok_or_else(|| {
+            format!(
+                "the signature's verificationPluginMinVersion {min:?} is not a semantic version"
+            )
+        })?;
+        let version = SemVer::parse(&metadata.version).ok_or_else(|| {
+            format!(
+                "verification plugin {name:?} reports version {:?}, which is not a semantic version",
+                metadata.version
+            )
+        })?;
+        if version < min_version {
+            return Err(format!(
+                "verification plugin {name:?} is version {}, but the signature requires at least {min}; upgrade the plugin",
+                metadata.version
+            ));
+        }
+    }
+    let has = |cap: &str| metadata.capabilities.iter().any(|c| c == cap);
+    if !metadata
+        .capabilities
+        .iter()
+        .any(|c| c.starts_with("SIGNATURE_VERIFIER."))
+    {
+        return Err(format!(
+            "plugin {name:?} is not a verification plugin: it declares no SIGNATURE_VERIFIER capability"
+        ));
+    }
+    let mut requested = Vec::new();
+    if has(CAP_TRUSTED_IDENTITY) {
+        requested.push(CAP_TRUSTED_IDENTITY);
+    }
+    if has(CAP_REVOCATION_CHECK) && policy.action(Check::Revocation) != Action::Skip {
+        requested.push(CAP_REVOCATION_CHECK);
+    }
+    let critical: Vec<&str> = envelope.unprocessed_critical_attributes();
+    if requested.is_empty() && critical.is_empty() {
+        // Nothing to ask: the plugin's only capability is one the policy skips.
+        return Ok(PluginVerdict {
+            trusted_identity: None,
+            revocation: None,
+        });
+    }
+    let mut critical_attributes = serde_json::json!({
+        "contentType": envelope::PAYLOAD_MEDIA_TYPE,
+        "signingScheme": envelope.signing_scheme.as_str(),
+    });
+    if let Some(expiry) = envelope.expiry {
+        critical_attributes["expiry"] = crate::sign::rfc3339_utc(expiry).into();
+    }
+    if let Some(t) = envelope.authentic_signing_time {
+        critical_attributes["authenticSigningTime"] = crate::sign::rfc3339_utc(t).into();
+    }
+    if !envelope.extended_attributes.is_empty() {
+        let extended: serde_json::Map<String, serde_json::Value> = envelope
+            .extended_attributes
+            .iter()
+            .map(|a| (a.name.clone(), a.value.clone()))
+            .collect();
+        critical_attributes["extendedAttributes"] = serde_json::Value::Object(extended);
+    }
+    use base64::Engine as _;
+    let chain: Vec<String> = envelope
+        .certificate_chain
+        .iter()
+        .map(|c| base64::engine::general_purpose::STANDARD.encode(c))
+        .collect();
+    let mut signature = serde_json::json!({
+        "criticalAttributes": critical_attributes,
+        "certificateChain": chain,
+    });
+    if !critical.is_empty() {
+        signature["unprocessedAttributes"] = serde_json::json!(critical);
+    }
+    let request = serde_json::json!({
+        "contractVersion": crate::signers::plugin::CONTRACT_VERSION,
+        "signature": signature,
+        "trustPolicy": {
+            "trustedIdentities": policy.trusted_identities,
+            "signatureVerification": requested,
+        },
+        "pluginConfig": settings.plugin_config,
+    });
+    let response = plugin
+        .verify_signature(&request)
+        .await
+        .map_err(|e| e.to_string())?;
+    for attribute in &critical {
+        if !response.processed_attributes.iter().any(|p| p == attribute) {
+            return Err(format!(
+                "extended critical attribute {attribute:?} was not processed by the verification plugin {name:?}"
+            ));
+        }
+    }
+    let mut verdict = PluginVerdict {
+        trusted_identity: None,
+        revocation: None,
+    };
+    for capability in requested {
+        let result = response.results.get(capability).ok_or_else(|| {
+            format!("verification plugin {name:?} returned no result for {capability}")
+        })?;
+        let judged = if result.success {
+            Ok(CheckStatus::Passed)
+        } else {
+            Err(format!(
+                "verification plugin {name:?} failed {capability}: {}",
+                result.reason
+            ))
+        };
+        if capability == CAP_TRUSTED_IDENTITY {
+            verdict.trusted_identity = Some(judged);
+        } else {
+            verdict.revocation = Some(judged);
+        }
+    }
+    Ok(verdict)
 }
 
 fn check_expiry(envelope: &ParsedEnvelope, now: SystemTime) -> Result<CheckStatus, String> {

@@ -38,13 +38,20 @@ fn plugin_main(name: &str) -> ! {
         "get-plugin-metadata" => {
             let capabilities = if mode.starts_with("envelope") {
                 vec!["SIGNATURE_GENERATOR.ENVELOPE"]
+            } else if mode == "verify-revocation-only" {
+                vec!["SIGNATURE_VERIFIER.REVOCATION_CHECK"]
+            } else if mode.starts_with("verify") {
+                vec![
+                    "SIGNATURE_VERIFIER.TRUSTED_IDENTITY",
+                    "SIGNATURE_VERIFIER.REVOCATION_CHECK",
+                ]
             } else {
                 vec!["SIGNATURE_GENERATOR.RAW"]
             };
             json!({
                 "name": if mode == "wrong-name" { "someone-else" } else { name },
                 "description": "sign-action test plugin",
-                "version": "1.0.0",
+                "version": if mode == "verify-old" { "0.9.0-rc.1" } else { "1.0.0" },
                 "url": "https://example.invalid/plugin",
                 "supportedContractVersions": if mode == "contract-2" { vec!["2.0"] } else { vec!["1.0"] },
                 "capabilities": capabilities,
@@ -133,10 +140,90 @@ fn plugin_main(name: &str) -> ! {
             })
         }
         "generate-envelope" => generate_envelope(&request, mode),
+        "verify-signature" => verify_signature(&request, mode),
         _ => fail("VALIDATION_ERROR", "unknown command"),
     };
     print!("{response}");
     std::process::exit(0)
+}
+
+/// A verifier that checks the request has the shape digest §9 gives (refusing it otherwise),
+/// then answers per mode: process everything and succeed, forget an attribute, distrust the
+/// identity, or leave a requested capability unanswered.
+fn verify_signature(request: &Value, mode: &str) -> Value {
+    let fail = |message: &str| -> ! {
+        eprint!(
+            "{}",
+            json!({"errorCode": "VALIDATION_ERROR", "errorMessage": message})
+        );
+        std::process::exit(1)
+    };
+    if request["contractVersion"] != "1.0" {
+        fail("contractVersion");
+    }
+    let signature = &request["signature"];
+    let critical = &signature["criticalAttributes"];
+    if critical["contentType"] != "application/vnd.cncf.notary.payload.v1+json"
+        || critical["signingScheme"] != "notary.x509"
+        || critical["expiry"] != "2120-11-09T07:00:00Z"
+        || critical["extendedAttributes"] != json!({"SomeKey": "SomeValue"})
+    {
+        fail(&format!("criticalAttributes {critical}"));
+    }
+    if signature["unprocessedAttributes"] != json!(["SomeKey"]) {
+        fail("unprocessedAttributes");
+    }
+    let chain = signature["certificateChain"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let chain_ok = chain.len() == 2
+        && chain.iter().all(|c| {
+            c.as_str()
+                .and_then(|c| B64.decode(c).ok())
+                .is_some_and(|der| sign_action::x509::Certificate::from_der(&der).is_ok())
+        });
+    if !chain_ok {
+        fail("certificateChain");
+    }
+    let policy = &request["trustPolicy"];
+    if policy["trustedIdentities"]
+        != json!(["x509.subject:CN=Notation Test Root,O=Notary,L=Seattle,ST=WA,C=US"])
+    {
+        fail("trustedIdentities");
+    }
+    let requested: Vec<String> = policy["signatureVerification"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c.as_str().map(String::from))
+        .collect();
+    let expected = request["pluginConfig"]["expect"]
+        .as_str()
+        .unwrap_or_default();
+    if requested.join(",") != expected {
+        fail(&format!(
+            "signatureVerification {requested:?}, expected {expected}"
+        ));
+    }
+    let mut results = serde_json::Map::new();
+    for capability in &requested {
+        if mode == "verify-no-revocation-result" && capability.ends_with("REVOCATION_CHECK") {
+            continue;
+        }
+        let success = !(mode == "verify-untrusted" && capability.ends_with("TRUSTED_IDENTITY"));
+        results.insert(
+            capability.clone(),
+            json!({"success": success, "reason": if success { "ok" } else { "signing job is not trusted" }}),
+        );
+    }
+    let processed = if mode == "verify-omit" {
+        json!([])
+    } else {
+        json!(["SomeKey"])
+    };
+    json!({"verificationResults": results, "processedAttributes": processed})
 }
 
 /// The plugin builds the whole envelope with our own encoder and its local key; modes make
@@ -543,6 +630,413 @@ fn missing_plugin_is_named() {
     );
 }
 
+// ------------------------------------------------ verification plugins (digest §8, §9)
+
+mod verify_vector {
+    use super::*;
+    use async_trait::async_trait;
+    use sign_action::oci::{
+        ArtifactStore, Descriptor, ManifestForm, PushedSignature, Reference, StoreError,
+        OCI_MANIFEST,
+    };
+    use sign_action::policy::{TrustPolicyDocument, TrustStore};
+    use sign_action::verify::{verify_artifact, EffectivePolicy, VerifySettings};
+
+    const REFERENCE: &str = "registry.acme-rockets.io/software/net-monitor@sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e";
+
+    fn vector(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/vectors")
+            .join(rel)
+    }
+
+    /// Serves the vector's subject and one signature manifest holding the envelope.
+    struct OneSignature {
+        subject: Descriptor,
+        manifest: Vec<u8>,
+        envelope: Vec<u8>,
+    }
+
+    impl OneSignature {
+        fn new(envelope: Vec<u8>) -> OneSignature {
+            let subject = Descriptor::new(
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
+                528,
+            );
+            let layer = Descriptor::of_bytes("application/jose+json", &envelope);
+            let manifest = serde_json::to_vec(&json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.cncf.notary.signature",
+                           "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2},
+                "layers": [layer],
+                "subject": subject,
+            }))
+            .expect("manifest");
+            OneSignature {
+                subject,
+                manifest,
+                envelope,
+            }
+        }
+    }
+
+    #[async_trait]
+    impl ArtifactStore for OneSignature {
+        async fn resolve(&self, _: &Reference) -> Result<Descriptor, StoreError> {
+            Ok(self.subject.clone())
+        }
+        async fn push_signature(
+            &self,
+            _: &Reference,
+            _: &Descriptor,
+            _: &str,
+            _: &[u8],
+            _: BTreeMap<String, String>,
+            _: ManifestForm,
+        ) -> Result<PushedSignature, StoreError> {
+            unreachable!("verification never pushes")
+        }
+        async fn list_signatures(
+            &self,
+            _: &Reference,
+            _: &Descriptor,
+        ) -> Result<Vec<Descriptor>, StoreError> {
+            Ok(vec![Descriptor::of_bytes(OCI_MANIFEST, &self.manifest)])
+        }
+        async fn fetch_manifest(
+            &self,
+            _: &Reference,
+            _: &Descriptor,
+        ) -> Result<Vec<u8>, StoreError> {
+            Ok(self.manifest.clone())
+        }
+        async fn fetch_blob(
+            &self,
+            _: &Reference,
+            _: &Descriptor,
+            _: u64,
+        ) -> Result<Vec<u8>, StoreError> {
+            Ok(self.envelope.clone())
+        }
+    }
+
+    /// Verify the notation-go plugin vector at `level`, with this binary installed as
+    /// `plugin-name` (unless `install` is false) answering in `mode`. No revocation checker
+    /// is given: revocation passes only when the plugin takes it over.
+    pub fn run(level: &str, revocation: &str, mode: &str, expect: &str, install: bool) -> Value {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plugins = dir.path().join("plugins");
+        if install {
+            let plugin_dir = plugins.join("plugin-name");
+            std::fs::create_dir_all(&plugin_dir).expect("mkdir");
+            std::fs::copy(
+                std::env::current_exe().expect("current exe"),
+                plugin_dir.join("notation-plugin-name"),
+            )
+            .expect("install plugin");
+        }
+        let mut doc: Value = serde_json::from_slice(
+            &std::fs::read(vector("derived/mock-trustpolicy.oci.json")).expect("policy"),
+        )
+        .expect("policy json");
+        doc["trustPolicies"][0]["signatureVerification"] =
+            json!({"level": level, "override": {"revocation": revocation}});
+        let policy = TrustPolicyDocument::parse_str(&doc.to_string()).expect("policy");
+        let reference = Reference::parse(REFERENCE).expect("reference");
+        let statement = policy
+            .select(&reference.fully_qualified_without_digest())
+            .expect("statement");
+        let store = TrustStore::open(&vector("envelopes-mock/truststore")).expect("store");
+        let effective = EffectivePolicy::from_statement(statement, &store).expect("effective");
+        let settings = VerifySettings {
+            plugin_dir: Some(plugins),
+            plugin_config: BTreeMap::from([
+                ("mode".to_string(), mode.to_string()),
+                ("expect".to_string(), expect.to_string()),
+            ]),
+            ..VerifySettings::default()
+        };
+        let envelope =
+            std::fs::read(vector("envelopes-mock/ca_plugin_sig_env.json")).expect("envelope");
+        let storage = OneSignature::new(envelope);
+        let result = runtime().block_on(verify_artifact(
+            &storage, REFERENCE, &reference, &effective, &settings,
+        ));
+        serde_json::to_value(&result).expect("json")
+    }
+
+    pub fn failure(r: &Value) -> String {
+        r["failed-signatures"][0]["failure"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn check<'a>(sig: &'a Value, name: &str) -> &'a Value {
+        sig["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["check"] == name))
+            .unwrap_or(&Value::Null)
+    }
+}
+
+// ------------------------------------------------ plugin download (action inputs)
+
+/// Serve `body` over plain HTTP on loopback for every request; returns the URL base.
+fn serve(body: Vec<u8>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                request.push(byte[0]);
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A `.tar.gz` made by the system tar from the files in `staging`.
+fn tarball(staging: &Path, out: &Path) -> Vec<u8> {
+    let status = Command::new("tar")
+        .arg("czf")
+        .arg(out)
+        .arg("-C")
+        .arg(staging)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    std::fs::read(out).expect("tarball")
+}
+
+fn action_downloads_and_installs_the_plugin() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = setup("com.example.keyholder", KeySpec::EcP256);
+    let staging = s.dir.path().join("staging");
+    std::fs::create_dir_all(staging.join("docs")).expect("mkdir");
+    std::fs::write(staging.join("docs/LICENSE"), "test").expect("license");
+    std::fs::copy(
+        std::env::current_exe().expect("exe"),
+        staging.join("notation-com.example.dl"),
+    )
+    .expect("copy");
+    let archive = tarball(&staging, &s.dir.path().join("plugin.tar.gz"));
+    let checksum = sign_action::crypto::sha256_hex(&archive);
+    let url = format!("{}/plugin.tar.gz", serve(archive));
+    let home = s.dir.path().join("home");
+    let installed = home.join("notation/plugins/com.example.dl/notation-com.example.dl");
+    let layout = s.dir.path().join("layout");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-layout"),
+        &layout,
+    );
+    let output_file = s.dir.path().join("github_output");
+    std::fs::write(&output_file, "").expect("output file");
+    let config: Vec<String> = s
+        .config("ok")
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let run = |checksum: &str| {
+        bin()
+            .args(["action", "sign"])
+            .env("XDG_CONFIG_HOME", &home)
+            .env("HOME", &home)
+            .env("INPUT_IMAGES", format!("{}:v1", layout.display()))
+            .env("INPUT_OCI-LAYOUT", "true")
+            .env("INPUT_PLUGIN", "com.example.dl")
+            .env("INPUT_PLUGIN-KEY-ID", "key-1")
+            .env("INPUT_PLUGIN-CONFIG", config.join("\n"))
+            .env("INPUT_PLUGIN-URL", &url)
+            .env("INPUT_PLUGIN-CHECKSUM", checksum)
+            .env("GITHUB_OUTPUT", &output_file)
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .expect("action")
+    };
+    // A wrong checksum: refused before anything is written.
+    let out = run(&"0".repeat(64));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("nothing was installed"), "{stdout}");
+    assert!(!home.join("notation").exists());
+    // Only one of the two inputs: a usage error.
+    let out = bin()
+        .args(["action", "sign"])
+        .env("XDG_CONFIG_HOME", &home)
+        .env("INPUT_PLUGIN-URL", &url)
+        .env("GITHUB_OUTPUT", &output_file)
+        .output()
+        .expect("action");
+    assert_eq!(out.status.code(), Some(2));
+    // The right checksum: installed with mode 0755, then it signs.
+    let out = run(&checksum.to_uppercase());
+    check(&out, "action sign with a downloaded plugin");
+    let mode = std::fs::metadata(&installed)
+        .expect("installed")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
+    let outputs = std::fs::read_to_string(&output_file).expect("outputs");
+    assert!(outputs.contains("plugin-leaf"), "{outputs}");
+}
+
+fn unsafe_archives_are_refused() {
+    use sign_action::signers::install::install_archive;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugins = dir.path().join("plugins");
+    // A symlink named like the plugin.
+    let staging = dir.path().join("link");
+    std::fs::create_dir_all(&staging).expect("mkdir");
+    std::os::unix::fs::symlink("/bin/sh", staging.join("notation-evil")).expect("symlink");
+    let archive = tarball(&staging, &dir.path().join("link.tar.gz"));
+    let err = install_archive(&archive, &plugins).expect_err("symlink");
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    // A path climbing out of the directory, written by hand (tar tools refuse to).
+    let mut header = tar::Header::new_gnu();
+    header.as_old_mut().name[..18].copy_from_slice(b"../notation-escape");
+    header.set_size(4);
+    header.set_mode(0o755);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    let mut raw = header.as_bytes().to_vec();
+    raw.extend_from_slice(b"evil");
+    raw.resize(raw.len() + 508 + 1024, 0);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&raw).expect("gzip");
+    let archive = gz.finish().expect("gzip");
+    let err = install_archive(&archive, &plugins).expect_err("traversal");
+    assert!(
+        err.to_string().contains("not a plain relative path"),
+        "{err}"
+    );
+    // Not gzip at all, and a tarball without a plugin.
+    assert!(install_archive(b"PK\x03\x04zip", &plugins).is_err());
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    std::fs::write(empty.join("README"), "x").expect("readme");
+    let archive = tarball(&empty, &dir.path().join("empty.tar.gz"));
+    let err = install_archive(&archive, &plugins).expect_err("no plugin");
+    assert!(err.to_string().contains("no notation-<name> file"), "{err}");
+    assert!(
+        !plugins.exists(),
+        "nothing may be written for a refused archive"
+    );
+}
+
+const BOTH: &str = "SIGNATURE_VERIFIER.TRUSTED_IDENTITY,SIGNATURE_VERIFIER.REVOCATION_CHECK";
+const TI: &str = "SIGNATURE_VERIFIER.TRUSTED_IDENTITY";
+
+fn plugin_vector_passes_with_the_plugin() {
+    use verify_vector::*;
+    // Without the plugin: an integrity failure naming it, at every level.
+    for level in ["strict", "permissive", "audit"] {
+        let r = run(level, "enforce", "verify-ok", BOTH, false);
+        assert_eq!(r["verified"], false, "{level}: {r}");
+        assert!(
+            failure(&r).starts_with("integrity validation failed")
+                && failure(&r).contains("\"plugin-name\"")
+                && failure(&r).contains("not installed"),
+            "{r}"
+        );
+    }
+    // With it: both capabilities answered, SomeKey processed; the plugin's revocation
+    // answer replaces ours (there is no revocation checker here).
+    for level in ["strict", "permissive", "audit"] {
+        let r = run(level, "enforce", "verify-ok", BOTH, true);
+        assert_eq!(r["verified"], true, "{level}: {r}");
+        let sig = &r["signature"];
+        assert_eq!(check(sig, "authenticity")["status"], "passed", "{r}");
+        assert_eq!(check(sig, "revocation")["status"], "passed", "{r}");
+    }
+    // Revocation skipped: only TRUSTED_IDENTITY is requested (the plugin checks the list).
+    let r = run("strict", "skip", "verify-ok", TI, true);
+    assert_eq!(r["verified"], true, "{r}");
+    assert_eq!(check(&r["signature"], "revocation")["status"], "skipped");
+}
+
+fn plugin_must_process_every_critical_attribute() {
+    use verify_vector::*;
+    for level in ["strict", "audit"] {
+        let r = run(level, "enforce", "verify-omit", BOTH, true);
+        assert_eq!(r["verified"], false, "{level}: {r}");
+        assert!(
+            failure(&r).contains("extended critical attribute \"SomeKey\" was not processed"),
+            "{r}"
+        );
+    }
+}
+
+fn plugin_identity_verdict_follows_the_level() {
+    use verify_vector::*;
+    let r = run("strict", "enforce", "verify-untrusted", BOTH, true);
+    assert_eq!(r["verified"], false, "{r}");
+    assert!(
+        failure(&r).starts_with("authenticity validation failed")
+            && failure(&r).contains("signing job is not trusted"),
+        "{r}"
+    );
+    let r = run("audit", "enforce", "verify-untrusted", BOTH, true);
+    assert_eq!(r["verified"], true, "{r}");
+    let authenticity = check(&r["signature"], "authenticity");
+    assert_eq!(authenticity["status"], "failed", "{r}");
+    assert_eq!(authenticity["enforcement"], "logged", "{r}");
+}
+
+fn plugin_verifier_misbehaviour_fails() {
+    use verify_vector::*;
+    // A requested capability without a result.
+    let r = run(
+        "audit",
+        "enforce",
+        "verify-no-revocation-result",
+        BOTH,
+        true,
+    );
+    assert_eq!(r["verified"], false, "{r}");
+    assert!(
+        failure(&r).contains("no result for SIGNATURE_VERIFIER.REVOCATION_CHECK"),
+        "{r}"
+    );
+    // Too old for the signature's minimum version? The vector names none, so 0.9.0-rc.1
+    // passes; metadata without a verifier capability is refused.
+    let r = run("strict", "enforce", "verify-old", BOTH, true);
+    assert_eq!(r["verified"], true, "{r}");
+    let r = run("strict", "enforce", "ok", BOTH, true);
+    assert_eq!(r["verified"], false, "{r}");
+    assert!(
+        failure(&r).contains("no SIGNATURE_VERIFIER capability"),
+        "{r}"
+    );
+    // Revocation-only plugin: identity is ours (the vector's leaf is not the trusted
+    // identity's subject, so strict fails on identity) and its revocation answer is used.
+    let r = run(
+        "audit",
+        "enforce",
+        "verify-revocation-only",
+        "SIGNATURE_VERIFIER.REVOCATION_CHECK",
+        true,
+    );
+    let sig = if r["verified"] == true {
+        &r["signature"]
+    } else {
+        &r["failed-signatures"][0]
+    };
+    assert_eq!(check(sig, "revocation")["status"], "passed", "{r}");
+}
+
 fn main() {
     let exe = std::env::args().next().unwrap_or_default();
     let file = Path::new(&exe)
@@ -585,6 +1079,27 @@ fn main() {
             action_inputs_select_the_plugin,
         ),
         ("missing_plugin_is_named", missing_plugin_is_named),
+        (
+            "action_downloads_and_installs_the_plugin",
+            action_downloads_and_installs_the_plugin,
+        ),
+        ("unsafe_archives_are_refused", unsafe_archives_are_refused),
+        (
+            "plugin_vector_passes_with_the_plugin",
+            plugin_vector_passes_with_the_plugin,
+        ),
+        (
+            "plugin_must_process_every_critical_attribute",
+            plugin_must_process_every_critical_attribute,
+        ),
+        (
+            "plugin_identity_verdict_follows_the_level",
+            plugin_identity_verdict_follows_the_level,
+        ),
+        (
+            "plugin_verifier_misbehaviour_fails",
+            plugin_verifier_misbehaviour_fails,
+        ),
     ];
     let filters: Vec<String> = std::env::args()
         .skip(1)

@@ -11,6 +11,7 @@ use crate::cli::{ManifestFormArg, SignatureFormatArg};
 use std::path::{Path, PathBuf};
 
 use sign_action::policy::TrustPolicyDocument;
+use sign_action::verify::VerifySettings;
 
 use crate::run::{
     execute_sign, execute_verify, load_policy, one_line, open_trust_store, parse_plugin_config,
@@ -43,6 +44,9 @@ pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut A
         if let Some(value) = inputs.get(name) {
             let _ = action.commands.register_secret(value);
         }
+    }
+    if let Some(code) = install_plugin_input(&inputs, action).await {
+        return code;
     }
     let request = match sign_request_from_inputs(&inputs, env, &mut action.commands) {
         Ok(r) => r,
@@ -144,6 +148,7 @@ pub(super) fn sign_request_from_inputs<W: Write>(
     if references.is_empty() {
         anyhow::bail!("input `images` is required: one artifact reference per line");
     }
+    plugin_download(inputs)?;
     let key = match (inputs.get("key"), inputs.get("pkcs11-module")) {
         (None, None) if inputs.get("plugin").is_some() => KeySource::Plugin {
             name: inputs.get("plugin").unwrap_or_default().to_string(),
@@ -276,6 +281,9 @@ pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut
     if let Some(t) = env_value(env, "GITHUB_TOKEN").filter(|t| !t.is_empty()) {
         let _ = action.commands.register_secret(t);
     }
+    if let Some(code) = install_plugin_input(&inputs, action).await {
+        return code;
+    }
     let request = match verify_request_from_inputs(&inputs, env) {
         Ok(r) => r,
         Err(e) => {
@@ -356,6 +364,60 @@ pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut
 
 /// The `github-token` input, else `GITHUB_TOKEN` from the step's environment (used for
 /// ghcr.io only).
+/// Inputs `plugin-url` + `plugin-checksum`, which only make sense together.
+pub(crate) fn plugin_download(inputs: &DeclaredInputs) -> Result<Option<(String, String)>> {
+    match (inputs.get("plugin-url"), inputs.get("plugin-checksum")) {
+        (None, None) => Ok(None),
+        (Some(u), Some(c)) => Ok(Some((u.to_string(), c.to_string()))),
+        _ => anyhow::bail!(
+            "inputs `plugin-url` and `plugin-checksum` must be given together (the archive's SHA-256 pins what is installed)"
+        ),
+    }
+}
+
+/// Inputs `plugin-url` + `plugin-checksum`: install the plugin archive into notation's
+/// plugin directory before anything looks for it. `Some(exit code)` when that failed.
+async fn install_plugin_input<W: Write>(
+    inputs: &DeclaredInputs,
+    action: &mut Action<W>,
+) -> Option<i32> {
+    let report = |action: &mut Action<W>, e: &anyhow::Error| {
+        let message = action.commands.redact(&one_line(e));
+        let _ = action.commands.error(&message, &AnnotationProps::default());
+    };
+    let (url, checksum) = match plugin_download(inputs) {
+        Ok(None) => return None,
+        Ok(Some(pair)) => pair,
+        Err(e) => {
+            report(action, &e);
+            return Some(EXIT_USAGE);
+        }
+    };
+    let Some(config) = sign_action::policy::store::default_config_dir() else {
+        report(
+            action,
+            &anyhow::anyhow!(
+                "cannot find notation's configuration directory to install the plugin into"
+            ),
+        );
+        return Some(EXIT_USAGE);
+    };
+    match sign_action::signers::install::install_from_url(&url, &checksum, &config.join("plugins"))
+        .await
+    {
+        Ok(path) => {
+            let _ = action
+                .commands
+                .info(&format!("installed plugin {}", path.display()));
+            None
+        }
+        Err(e) => {
+            report(action, &anyhow::Error::new(e).context("input `plugin-url`"));
+            Some(EXIT_FAILED)
+        }
+    }
+}
+
 fn github_token(inputs: &DeclaredInputs, env: &[(String, String)]) -> Option<String> {
     inputs.get("github-token").map(String::from).or_else(|| {
         env_value(env, "GITHUB_TOKEN")
@@ -408,7 +470,12 @@ pub(super) fn verify_request_from_inputs(
         .require("max-signatures")?
         .parse()
         .map_err(|_| anyhow::anyhow!("input `max-signatures` must be a whole number"))?;
-    let settings = verify_settings(max_signatures, &inputs.get_multiline("user-metadata"), None)?;
+    plugin_download(inputs)?;
+    let settings = VerifySettings {
+        plugin_config: parse_plugin_config(&inputs.get_multiline("plugin-config"))
+            .context("input `plugin-config`")?,
+        ..verify_settings(max_signatures, &inputs.get_multiline("user-metadata"), None)?
+    };
     let registry_ca_pem = match inputs.get("registry-ca") {
         Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
         None => Vec::new(),

@@ -69,6 +69,8 @@ pub const SIGN_INPUTS: &[InputSpec] = &[
     input("pkcs11-pin"),
     input("plugin"),
     input("plugin-key-id"),
+    input("plugin-url"),
+    input("plugin-checksum"),
     input("plugin-config"),
     with_default("signature-format", "jws"),
     input("expiry"),
@@ -93,6 +95,9 @@ pub const VERIFY_INPUTS: &[InputSpec] = &[
     input("trust-policy"),
     input("trust-store"),
     input("user-metadata"),
+    input("plugin-url"),
+    input("plugin-checksum"),
+    input("plugin-config"),
     with_default("max-signatures", "100"),
     with_default("recursive", "false"),
     input("scope"),
@@ -396,7 +401,7 @@ mod tests {
             "registry-ca" => {
                 "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n".into()
             }
-            "user-metadata" => "k=v".into(),
+            "user-metadata" | "plugin-config" => "k=v".into(),
             "max-signatures" => "5".into(),
             "oci-layout" | "recursive" => "true".into(),
             _ => "x".into(),

@@ -4,6 +4,7 @@
 pub mod pkcs11;
 
 pub use pkcs11::{KeySelector, Pkcs11Config, Pkcs11Error, Pkcs11Signer, TokenSelector};
+pub mod install;
 pub mod plugin;
 
 pub use plugin::{Plugin, PluginError, PluginSigner};

@@ -38,6 +38,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub const CAP_RAW: &str = "SIGNATURE_GENERATOR.RAW";
 pub const CAP_ENVELOPE: &str = "SIGNATURE_GENERATOR.ENVELOPE";
+pub const CAP_TRUSTED_IDENTITY: &str = "SIGNATURE_VERIFIER.TRUSTED_IDENTITY";
+pub const CAP_REVOCATION_CHECK: &str = "SIGNATURE_VERIFIER.REVOCATION_CHECK";
 
 /// Problems finding, running or trusting a plugin.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +147,15 @@ impl Plugin {
     /// The plugin `name` installed under notation's configuration directory.
     pub fn installed(config_dir: &Path, name: &str) -> Result<Plugin, PluginError> {
         Plugin::at(name, &installed_plugin_path(config_dir, name)?)
+    }
+
+    /// The plugin `name` in a plugin directory laid out as notation's
+    /// (`{plugins_dir}/<name>/notation-<name>`).
+    pub fn in_plugins_dir(plugins_dir: &Path, name: &str) -> Result<Plugin, PluginError> {
+        check_name(name)?;
+        let file = installed_plugin_path(Path::new(""), name)?;
+        let file = file.file_name().unwrap_or_default();
+        Plugin::at(name, &plugins_dir.join(name).join(file))
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Plugin {
@@ -327,6 +338,164 @@ impl Plugin {
             });
         }
         Ok(metadata)
+    }
+}
+
+/// One capability's answer in a `verify-signature` response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationResult {
+    pub success: bool,
+    pub reason: String,
+}
+
+/// A checked `verify-signature` response.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyResponse {
+    pub results: BTreeMap<String, VerificationResult>,
+    pub processed_attributes: Vec<String>,
+}
+
+impl Plugin {
+    /// `verify-signature` (digest §9) with a request the verifier built; the response's shape
+    /// is checked here, its meaning by the verifier.
+    pub async fn verify_signature(&self, request: &Value) -> Result<VerifyResponse, PluginError> {
+        const COMMAND: &str = "verify-signature";
+        let v = self.call(COMMAND, request).await?;
+        let results = v
+            .get("verificationResults")
+            .and_then(Value::as_object)
+            .ok_or_else(|| self.bad(COMMAND, "`verificationResults` must be an object".into()))?;
+        let mut response = VerifyResponse::default();
+        for (capability, result) in results {
+            let success = result
+                .get("success")
+                .and_then(Value::as_bool)
+                .ok_or_else(|| {
+                    self.bad(
+                        COMMAND,
+                        format!(
+                            "the result for {} has no boolean `success`",
+                            printable(capability)
+                        ),
+                    )
+                })?;
+            let reason = result
+                .get("reason")
+                .and_then(Value::as_str)
+                .map(printable)
+                .unwrap_or_default();
+            response
+                .results
+                .insert(capability.clone(), VerificationResult { success, reason });
+        }
+        match v.get("processedAttributes") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for item in items {
+                    let name = item.as_str().ok_or_else(|| {
+                        self.bad(COMMAND, "`processedAttributes` must hold strings".into())
+                    })?;
+                    response.processed_attributes.push(name.to_string());
+                }
+            }
+            Some(_) => {
+                return Err(self.bad(
+                    COMMAND,
+                    "`processedAttributes` must be an array of strings".into(),
+                ))
+            }
+        }
+        Ok(response)
+    }
+}
+
+/// A Semantic Versioning 2.0 version: numeric core and pre-release identifiers (build
+/// metadata is ignored for precedence). Hand-written: comparing against
+/// `verificationPluginMinVersion` is the only use, and a crate would be larger than this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SemVer {
+    core: [u64; 3],
+    pre: Vec<String>,
+}
+
+impl SemVer {
+    /// Parse `MAJOR.MINOR.PATCH[-PRE][+BUILD]`, with an optional leading `v` (notation writes
+    /// versions either way).
+    pub fn parse(text: &str) -> Option<SemVer> {
+        let text = text.strip_prefix('v').unwrap_or(text);
+        let text = text
+            .split_once('+')
+            .map_or(text, |(v, build)| if build.is_empty() { "" } else { v });
+        let (core, pre) = match text.split_once('-') {
+            Some((c, p)) => (c, Some(p)),
+            None => (text, None),
+        };
+        let numeric = |s: &str| -> Option<u64> {
+            let ok = !s.is_empty()
+                && s.bytes().all(|b| b.is_ascii_digit())
+                && (s == "0" || !s.starts_with('0'));
+            if ok {
+                s.parse().ok()
+            } else {
+                None
+            }
+        };
+        let parts: Vec<&str> = core.split('.').collect();
+        if parts.len() != 3 {
+            return None;
+        }
+        let core = [numeric(parts[0])?, numeric(parts[1])?, numeric(parts[2])?];
+        let pre = match pre {
+            None => Vec::new(),
+            Some(p) => {
+                let ids: Vec<String> = p.split('.').map(String::from).collect();
+                let valid = ids.iter().all(|i| {
+                    !i.is_empty()
+                        && i.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && !(i.len() > 1
+                            && i.starts_with('0')
+                            && i.bytes().all(|b| b.is_ascii_digit()))
+                });
+                if !valid {
+                    return None;
+                }
+                ids
+            }
+        };
+        Some(SemVer { core, pre })
+    }
+}
+
+impl PartialOrd for SemVer {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SemVer {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        self.core
+            .cmp(&other.core)
+            .then_with(|| match (self.pre.is_empty(), other.pre.is_empty()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => Ordering::Greater,
+                (false, true) => Ordering::Less,
+                (false, false) => {
+                    for (a, b) in self.pre.iter().zip(&other.pre) {
+                        let order = match (a.parse::<u64>(), b.parse::<u64>()) {
+                            (Ok(x), Ok(y)) => x.cmp(&y),
+                            (Ok(_), Err(_)) => Ordering::Less,
+                            (Err(_), Ok(_)) => Ordering::Greater,
+                            (Err(_), Err(_)) => a.cmp(b),
+                        };
+                        if order != Ordering::Equal {
+                            return order;
+                        }
+                    }
+                    self.pre.len().cmp(&other.pre.len())
+                }
+            })
     }
 }
 
@@ -648,6 +817,34 @@ mod tests {
         std::fs::write(&p, "#!/bin/sh\n").unwrap();
         let err = Plugin::installed(dir.path(), "noexec").unwrap_err();
         assert!(matches!(err, PluginError::NotExecutable { .. }), "{err}");
+    }
+
+    #[test]
+    fn semver_precedence_follows_the_specification() {
+        let v = |s: &str| SemVer::parse(s).unwrap_or_else(|| panic!("{s}"));
+        let ordered = [
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-alpha.beta",
+            "1.0.0-beta",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "1.0.1",
+            "1.2.0",
+            "1.10.0",
+            "2.0.0",
+        ];
+        for pair in ordered.windows(2) {
+            assert!(v(pair[0]) < v(pair[1]), "{} < {}", pair[0], pair[1]);
+        }
+        assert_eq!(v("v1.2.3"), v("1.2.3+build.7"));
+        for bad in [
+            "", "1", "1.2", "1.2.3.4", "01.2.3", "1.2.x", "1.2.3-", "1.2.3-01", "1.2.3+",
+        ] {
+            assert!(SemVer::parse(bad).is_none(), "{bad:?}");
+        }
     }
 
     #[test]
