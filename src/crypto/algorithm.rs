@@ -252,7 +252,7 @@ pub(super) fn verify(
 }
 
 /// Bit length of the modulus of a DER PKCS#1 RSAPublicKey.
-fn rsa_modulus_bits(pkcs1: &[u8]) -> Option<usize> {
+pub(crate) fn rsa_modulus_bits(pkcs1: &[u8]) -> Option<usize> {
     #[derive(der::Sequence)]
     struct RsaPublicKey<'a> {
         modulus: der::asn1::UintRef<'a>,

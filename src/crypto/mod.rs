@@ -8,6 +8,7 @@
 mod algorithm;
 pub mod keys;
 
+pub(crate) use algorithm::rsa_modulus_bits;
 pub use algorithm::{HashAlgorithm, KeySpec, SignatureAlgorithm};
 pub use keys::{KeyError, LocalSigner};
 

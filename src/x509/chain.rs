@@ -387,7 +387,7 @@ fn verify_signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), Link
         .and_then(|p| p.decode_as().ok());
 
     if key_oid == OID_RSA_KEY {
-        match rsa_modulus_bits(key) {
+        match crate::crypto::rsa_modulus_bits(key) {
             Some(bits) if bits >= 2048 => {}
             Some(bits) => {
                 return Err(LinkError::Refused(format!(
@@ -405,18 +405,6 @@ fn verify_signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), Link
     UnparsedPublicKey::new(alg, key)
         .verify(&tbs, signature)
         .map_err(|_| LinkError::BadSignature)
-}
-
-/// Bit length of the modulus of a DER PKCS#1 RSAPublicKey.
-fn rsa_modulus_bits(pkcs1: &[u8]) -> Option<usize> {
-    #[derive(der::Sequence)]
-    struct RsaPublicKey<'a> {
-        modulus: der::asn1::UintRef<'a>,
-        _exponent: der::asn1::UintRef<'a>,
-    }
-    let bytes = RsaPublicKey::from_der(pkcs1).ok()?.modulus.as_bytes();
-    let first = *bytes.first()?;
-    Some(bytes.len() * 8 - first.leading_zeros() as usize)
 }
 
 fn signature_algorithm(
