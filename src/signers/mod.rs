@@ -1,5 +1,6 @@
-//! Signers whose keys live outside this process: PKCS#11 tokens and notation plugins.
-//! Each implements [`crate::crypto::Signer`], so envelope building and storage do not change.
+//! Signers whose keys live outside this process: PKCS#11 tokens, notation plugins and cloud
+//! KMS keys (Azure Key Vault, AWS KMS) reached through OIDC federation. Each implements
+//! [`crate::crypto::Signer`], so envelope building and storage do not change.
 
 pub mod pkcs11;
 
@@ -8,3 +9,10 @@ pub mod install;
 pub mod plugin;
 
 pub use plugin::{Plugin, PluginError, PluginSigner};
+
+pub mod aws_kms;
+pub mod azure_kv;
+mod kms;
+
+pub use aws_kms::{AwsKmsConfig, AwsKmsError, AwsKmsSigner};
+pub use azure_kv::{AzureKeyVaultSigner, AzureKvConfig, AzureKvError};
