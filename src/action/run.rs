@@ -15,8 +15,8 @@ use sign_action::verify::VerifySettings;
 
 use crate::run::{
     execute_sign, execute_verify, load_policy, one_line, open_trust_store, parse_plugin_config,
-    settings_from, verify_settings, KeySource, SignRequest, StoreConfig, VerifyRequest,
-    EXIT_FAILED, EXIT_OK, EXIT_USAGE,
+    settings_from, verify_settings, KeySource, KmsKey, KmsSettings, SignRequest, StoreConfig,
+    VerifyRequest, EXIT_FAILED, EXIT_OK, EXIT_USAGE,
 };
 
 /// Inputs whose values are secrets: masked before anything else is printed.
@@ -48,7 +48,7 @@ pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut A
     if let Some(code) = install_plugin_input(&inputs, action).await {
         return code;
     }
-    let request = match sign_request_from_inputs(&inputs, env, &mut action.commands) {
+    let mut request = match sign_request_from_inputs(&inputs, env, &mut action.commands) {
         Ok(r) => r,
         Err(e) => {
             let message = action.commands.redact(&one_line(&e));
@@ -56,6 +56,19 @@ pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut A
             return EXIT_USAGE;
         }
     };
+    // KMS federation: the OIDC token is masked the moment it exists.
+    if let Some(source) = request.key.pending_oidc_token() {
+        match obtain_masked_token(&source, &mut action.commands).await {
+            Ok(token) => request.key.set_oidc_token(token),
+            Err(e) => {
+                let message = action
+                    .commands
+                    .redact(&one_line(&e.context("cannot obtain the OIDC token for KMS federation")));
+                let _ = action.commands.error(&message, &AnnotationProps::default());
+                return EXIT_USAGE;
+            }
+        }
+    }
     let count = request.references.len();
     let _ = action.commands.group(&format!(
         "Signing {count} artifact{}",
@@ -149,7 +162,19 @@ pub(super) fn sign_request_from_inputs<W: Write>(
         anyhow::bail!("input `images` is required: one artifact reference per line");
     }
     plugin_download(inputs)?;
+    let kms = kms_key_source(inputs, env)?;
     let key = match (inputs.get("key"), inputs.get("pkcs11-module")) {
+        _ if kms.is_some() => {
+            if inputs.get("key").is_some()
+                || inputs.get("pkcs11-module").is_some()
+                || inputs.get("plugin").is_some()
+            {
+                anyhow::bail!(
+                    "input `kms` cannot be combined with `key`, `pkcs11-module` or `plugin`: give one key source"
+                );
+            }
+            kms.expect("checked")
+        }
         (None, None) if inputs.get("plugin").is_some() => KeySource::Plugin {
             name: inputs.get("plugin").unwrap_or_default().to_string(),
             path: None,
@@ -196,6 +221,18 @@ pub(super) fn sign_request_from_inputs<W: Write>(
         Some(v) => Some(pem_or_path(v).context("input `certificate-chain`")?),
         None if matches!(key, KeySource::Local { .. }) => {
             anyhow::bail!("input `certificate-chain` is required with input `key`")
+        }
+        None if matches!(
+            key,
+            KeySource::Kms {
+                key: KmsKey::Aws(_),
+                ..
+            }
+        ) =>
+        {
+            anyhow::bail!(
+                "input `certificate-chain` is required with `kms: aws`: AWS KMS stores no certificates"
+            )
         }
         None => None,
     };
@@ -424,6 +461,43 @@ fn github_token(inputs: &DeclaredInputs, env: &[(String, String)]) -> Option<Str
             .filter(|t| !t.is_empty())
             .map(String::from)
     })
+}
+
+/// The KMS key source from the `kms` inputs; endpoint overrides and the region fallback come
+/// from the environment variables AWS and Azure document (`AWS_ENDPOINT_URL_STS`,
+/// `AWS_ENDPOINT_URL_KMS`, `AWS_ENDPOINT_URL`, `AWS_REGION`, `AZURE_AUTHORITY_HOST`).
+fn kms_key_source(inputs: &DeclaredInputs, env: &[(String, String)]) -> Result<Option<KeySource>> {
+    let Some(provider) = inputs.get("kms") else {
+        return Ok(None);
+    };
+    let provider = match provider {
+        "azure" => crate::cli::KmsProvider::Azure,
+        "aws" => crate::cli::KmsProvider::Aws,
+        other => anyhow::bail!("input `kms` must be azure or aws, not {other:?}"),
+    };
+    let owned = |name: &str| env_value(env, name).filter(|v| !v.is_empty()).map(String::from);
+    let settings = KmsSettings {
+        provider,
+        key: inputs
+            .get("kms-key")
+            .context("input `kms-key` is required with `kms`")?
+            .to_string(),
+        azure_tenant_id: inputs.get("azure-tenant-id").map(String::from),
+        azure_client_id: inputs.get("azure-client-id").map(String::from),
+        azure_authority_host: owned("AZURE_AUTHORITY_HOST"),
+        aws_role_arn: inputs.get("aws-role-arn").map(String::from),
+        aws_region: inputs
+            .get("aws-region")
+            .map(String::from)
+            .or_else(|| owned("AWS_REGION")),
+        aws_sts_endpoint: owned("AWS_ENDPOINT_URL_STS").or_else(|| owned("AWS_ENDPOINT_URL")),
+        aws_kms_endpoint: owned("AWS_ENDPOINT_URL_KMS").or_else(|| owned("AWS_ENDPOINT_URL")),
+        oidc_token_file: None,
+        oidc_audience: None,
+    };
+    settings
+        .into_key_source(&|name| format!("input `{name}`"))
+        .map(Some)
 }
 
 fn env_value<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -3,17 +3,18 @@
 //! KMS `Sign` (with `MessageType: DIGEST`) signs the digest we compute locally.
 //!
 //! # Why the REST APIs and not the SDK
-//! The official SDK (`aws-config`, `aws-sdk-sts`, `aws-sdk-kms`) would add 57 crates to the
-//! build, among them a second TLS and HTTP stack (rustls 0.21, hyper 0.14, h2 0.3 alongside the
-//! rustls 0.23/hyper 1 we already build) and the generated `aws-sdk-kms` crate, for three calls.
-//! Measured on this 2-core machine (release of the SDK crates alone, `-j1`, see the design notes in
-//! the README) that is minutes of CI time per cold build, against a 30-minute budget for
-//! everything. The three calls are small and documented: STS's query API (an unsigned form
-//! POST answering XML), and KMS's JSON 1.1 API (`X-Amz-Target: TrentService.GetPublicKey` /
-//! `TrentService.Sign`) signed with Signature Version 4. SigV4 is written here from AWS's
-//! documented algorithm (~80 lines on `aws-lc-rs` HMAC/SHA-256) and checked against the
-//! example in AWS's documentation; the `aws-sigv4` crate alone would still add 19 crates
-//! (smithy runtime types, a second `sha2`/`hmac`) for the same 80 lines.
+//! The official SDK (`aws-config`, `aws-sdk-sts`, `aws-sdk-kms`) would add 56 crates to the
+//! build, among them a second TLS and HTTP stack (rustls 0.21, hyper 0.14, h2 0.3 beside the
+//! rustls 0.23 / hyper 1 we already build) and the generated `aws-sdk-kms` crate, for three
+//! calls. Measured on this 2-core machine: those crates alone cost ~110 CPU-seconds in a debug
+//! build (`aws-sdk-kms` 46 s of it; optimised builds cost several times more), on every cold CI
+//! build, against a 30-minute budget for everything. The three calls are small and documented:
+//! STS's query API (an unsigned form POST answering XML) and KMS's JSON 1.1 API
+//! (`X-Amz-Target: TrentService.GetPublicKey` / `TrentService.Sign`) signed with Signature
+//! Version 4. SigV4 is written here from AWS's documented algorithm (~80 lines on `aws-lc-rs`
+//! HMAC/SHA-256) and checked against the worked example in AWS's documentation; the `aws-sigv4`
+//! crate alone would still add 19 crates (smithy runtime types, a second `sha2`/`hmac`) for the
+//! same 80 lines.
 //!
 //! # What is refused before any signature
 //! `GetPublicKey` tells the key spec, usage and signing algorithms: only `RSA_2048/3072/4096`
