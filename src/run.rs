@@ -11,8 +11,8 @@ use sign_action::crypto::{LocalSigner, Signer};
 use sign_action::envelope::EnvelopeFormat;
 use sign_action::oci::registry::{Credential, RegistryOptions};
 use sign_action::oci::{ArtifactStore, ManifestForm, Reference};
-use sign_action::sign::{self, SignReport, SignSettings, SignTarget};
 use sign_action::oidc::{IdToken, TokenSource};
+use sign_action::sign::{self, SignReport, SignSettings, SignTarget};
 use sign_action::signers::{
     AwsKmsConfig, AwsKmsSigner, AzureKeyVaultSigner, AzureKvConfig, KeySelector, Pkcs11Config,
     Pkcs11Signer, Plugin, PluginSigner, TokenSelector,
@@ -30,8 +30,7 @@ use sign_action::verify::{
 
 use crate::cli::{
     ActionKind, CertCommand, Cli, Command, KmsProvider, ListArgs, ManifestFormArg, OutputFormat,
-    SignArgs,
-    SignatureFormatArg, StoreArgs, VerifyArgs,
+    SignArgs, SignatureFormatArg, StoreArgs, VerifyArgs,
 };
 
 /// Exit codes, as documented in the README.
@@ -220,10 +219,16 @@ impl KmsSettings {
                 KmsKey::Azure(AzureKvConfig {
                     key_id: self.key,
                     tenant_id: non_empty(self.azure_tenant_id).with_context(|| {
-                        format!("{} is required with Azure Key Vault", what("azure-tenant-id"))
+                        format!(
+                            "{} is required with Azure Key Vault",
+                            what("azure-tenant-id")
+                        )
                     })?,
                     client_id: non_empty(self.azure_client_id).with_context(|| {
-                        format!("{} is required with Azure Key Vault", what("azure-client-id"))
+                        format!(
+                            "{} is required with Azure Key Vault",
+                            what("azure-client-id")
+                        )
                     })?,
                     authority_host: non_empty(self.azure_authority_host),
                     chain: None,

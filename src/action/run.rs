@@ -61,9 +61,9 @@ pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut A
         match obtain_masked_token(&source, &mut action.commands).await {
             Ok(token) => request.key.set_oidc_token(token),
             Err(e) => {
-                let message = action
-                    .commands
-                    .redact(&one_line(&e.context("cannot obtain the OIDC token for KMS federation")));
+                let message = action.commands.redact(&one_line(
+                    &e.context("cannot obtain the OIDC token for KMS federation"),
+                ));
                 let _ = action.commands.error(&message, &AnnotationProps::default());
                 return EXIT_USAGE;
             }
@@ -475,7 +475,11 @@ fn kms_key_source(inputs: &DeclaredInputs, env: &[(String, String)]) -> Result<O
         "aws" => crate::cli::KmsProvider::Aws,
         other => anyhow::bail!("input `kms` must be azure or aws, not {other:?}"),
     };
-    let owned = |name: &str| env_value(env, name).filter(|v| !v.is_empty()).map(String::from);
+    let owned = |name: &str| {
+        env_value(env, name)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+    };
     let settings = KmsSettings {
         provider,
         key: inputs

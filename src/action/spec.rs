@@ -390,7 +390,12 @@ mod tests {
             })
             .into_iter()
             .filter(|(k, _)| {
-                let other = ["INPUT_KEY", "INPUT_PKCS11-MODULE", "INPUT_PLUGIN", "INPUT_KMS"];
+                let other = [
+                    "INPUT_KEY",
+                    "INPUT_PKCS11-MODULE",
+                    "INPUT_PLUGIN",
+                    "INPUT_KMS",
+                ];
                 !other.contains(&k.as_str()) || *k == format!("INPUT_{}", source.to_uppercase())
             })
             .collect();

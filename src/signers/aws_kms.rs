@@ -144,7 +144,9 @@ impl AwsKmsSigner {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         {
-            return Err(AwsKmsError::Config(format!("{region:?} is not an AWS region")));
+            return Err(AwsKmsError::Config(format!(
+                "{region:?} is not an AWS region"
+            )));
         }
         if config.key_id.trim().is_empty() {
             return Err(AwsKmsError::Config("the KMS key id is empty".into()));
@@ -164,7 +166,11 @@ impl AwsKmsSigner {
         };
         let sts_endpoint = endpoint(&config.sts_endpoint, "sts")?;
         let kms_endpoint = endpoint(&config.kms_endpoint, "kms")?;
-        let (spec, leaf_spki) = leaf_key_spec(&config.chain).map_err(AwsKmsError::Chain)?;
+        if config.chain.is_empty() {
+            return Err(AwsKmsError::Chain(
+                "no certificate chain was given; AWS KMS stores no certificates".into(),
+            ));
+        }
         let client = crate::net::https_client(REQUEST_TIMEOUT)
             .map_err(|e| AwsKmsError::Config(e.to_string()))?;
         let session_name = config.session_name.clone().unwrap_or_else(|| {
@@ -190,20 +196,28 @@ impl AwsKmsSigner {
             region,
             key_arn: config.key_id.clone(),
             credentials,
-            spec,
-            leaf_spki,
-            chain: config.chain,
+            spec: KeySpec::EcP256,
+            leaf_spki: Vec::new(),
+            chain: Vec::new(),
         };
         let public = signer.get_public_key().await?;
-        check_key(&public, spec, &config.key_id)?;
-        let spki = STANDARD.decode(&public.public_key).map_err(|_| AwsKmsError::Kms {
-            operation: "GetPublicKey",
-            detail: "the public key is not base64".into(),
-        })?;
+        // The KMS key is judged first, so a forbidden key is named as such.
+        let spec = check_key(&public, &config.key_id)?;
+        let (leaf_spec, leaf_spki) = leaf_key_spec(&config.chain).map_err(AwsKmsError::Chain)?;
+        if leaf_spec != spec {
+            return Err(AwsKmsError::KeyCertMismatch { key: config.key_id });
+        }
+        signer.spec = spec;
+        signer.leaf_spki = leaf_spki;
+        signer.chain = config.chain;
+        let spki = STANDARD
+            .decode(&public.public_key)
+            .map_err(|_| AwsKmsError::Kms {
+                operation: "GetPublicKey",
+                detail: "the public key is not base64".into(),
+            })?;
         if !same_public_key(&signer.leaf_spki, &spki) {
-            return Err(AwsKmsError::KeyCertMismatch {
-                key: config.key_id,
-            });
+            return Err(AwsKmsError::KeyCertMismatch { key: config.key_id });
         }
         if let Some(arn) = public.key_id.filter(|k| k.starts_with("arn:")) {
             signer.key_arn = arn;
@@ -272,7 +286,10 @@ impl AwsKmsSigner {
             .post(self.kms_endpoint.clone())
             .header("Content-Type", "application/x-amz-json-1.1")
             .header("X-Amz-Date", &amz_date)
-            .header("X-Amz-Security-Token", self.credentials.session_token.as_str())
+            .header(
+                "X-Amz-Security-Token",
+                self.credentials.session_token.as_str(),
+            )
             .header("X-Amz-Target", &target)
             .header("Authorization", authorization)
             .body(payload)
@@ -289,7 +306,11 @@ impl AwsKmsSigner {
             .await
             .map_err(|e| fail(e.to_string()))?;
         if !status.is_success() {
-            return Err(fail(self.kms_error_detail(status.as_u16(), error_type, &body)));
+            return Err(fail(self.kms_error_detail(
+                status.as_u16(),
+                error_type,
+                &body,
+            )));
         }
         Ok(body)
     }
@@ -319,9 +340,7 @@ impl AwsKmsSigner {
             self.credentials.session_token.as_str(),
         ];
         let hint = match kind.as_str() {
-            "AccessDeniedException" => {
-                " (the role needs kms:GetPublicKey and kms:Sign on the key)"
-            }
+            "AccessDeniedException" => " (the role needs kms:GetPublicKey and kms:Sign on the key)",
             "NotFoundException" => " (check the key id and the region)",
             "InvalidSignatureException" | "IncompleteSignatureException" => {
                 " (the request signature was rejected: check the region and the clock)"
@@ -386,7 +405,7 @@ fn kms_algorithm(spec: KeySpec) -> &'static str {
 }
 
 /// Everything that makes a key unusable, decided from GetPublicKey alone.
-fn check_key(public: &GetPublicKeyAnswer, leaf: KeySpec, key: &str) -> Result<(), AwsKmsError> {
+fn check_key(public: &GetPublicKeyAnswer, key: &str) -> Result<KeySpec, AwsKmsError> {
     let forbidden = |reason: String| AwsKmsError::ForbiddenKey {
         key: key.to_string(),
         reason,
@@ -410,12 +429,7 @@ fn check_key(public: &GetPublicKeyAnswer, leaf: KeySpec, key: &str) -> Result<()
             public.signing_algorithms.join(", ")
         )));
     }
-    if spec != leaf {
-        return Err(AwsKmsError::KeyCertMismatch {
-            key: key.to_string(),
-        });
-    }
-    Ok(())
+    Ok(spec)
 }
 
 #[async_trait]
@@ -502,7 +516,10 @@ fn unix_now() -> i64 {
 
 /// `YYYYMMDDTHHMMSSZ`.
 fn amz_date(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let dt = time::OffsetDateTime::from_unix_timestamp(secs as i64)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(
@@ -768,14 +785,14 @@ mod tests {
             key_usage: Some("SIGN_VERIFY".into()),
             signing_algorithms: vec!["RSASSA_PKCS1_V1_5_SHA_256".into()],
         };
-        let err = check_key(&answer, KeySpec::Rsa2048, "k").unwrap_err();
+        let err = check_key(&answer, "k").unwrap_err();
         assert!(err.to_string().contains("RSASSA_PSS_SHA_256"), "{err}");
         let encrypt = GetPublicKeyAnswer {
             key_usage: Some("ENCRYPT_DECRYPT".into()),
             signing_algorithms: vec![],
             ..answer
         };
-        assert!(check_key(&encrypt, KeySpec::Rsa2048, "k")
+        assert!(check_key(&encrypt, "k")
             .unwrap_err()
             .to_string()
             .contains("ENCRYPT_DECRYPT"));

@@ -104,7 +104,8 @@ impl KeyId {
                 "{key_id:?} is not a Key Vault key identifier (https://VAULT.vault.azure.net/keys/NAME[/VERSION])"
             ))
         };
-        let url = crate::net::secure_url(key_id).map_err(|e| AzureKvError::Config(e.to_string()))?;
+        let url =
+            crate::net::secure_url(key_id).map_err(|e| AzureKvError::Config(e.to_string()))?;
         if url.query().is_some() || url.fragment().is_some() {
             return Err(bad());
         }
@@ -196,7 +197,9 @@ impl AzureKeyVaultSigner {
     ) -> Result<AzureKeyVaultSigner, AzureKvError> {
         let key = KeyId::parse(&config.key_id)?;
         let id_ok = |s: &str| {
-            !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         };
         if !id_ok(&config.tenant_id) {
             return Err(AzureKvError::Config(format!(
@@ -253,9 +256,7 @@ impl AzureKeyVaultSigner {
         };
         let (leaf_spec, leaf_spki) = leaf_key_spec(&chain).map_err(AzureKvError::Chain)?;
         if leaf_spec != spec || !jwk_matches_spki(&bundle.key, &leaf_spki) {
-            return Err(AzureKvError::KeyCertMismatch {
-                key: config.key_id,
-            });
+            return Err(AzureKvError::KeyCertMismatch { key: config.key_id });
         }
         signer.spec = spec;
         signer.leaf_spki = leaf_spki;
@@ -269,9 +270,7 @@ impl AzureKeyVaultSigner {
         operation: &'static str,
         url: url::Url,
     ) -> Result<T, AzureKvError> {
-        let body = self
-            .vault_request(operation, self.client.get(url))
-            .await?;
+        let body = self.vault_request(operation, self.client.get(url)).await?;
         serde_json::from_slice(&body).map_err(|_| AzureKvError::Vault {
             operation,
             detail: "the answer is not the documented JSON".into(),
@@ -387,9 +386,7 @@ impl AzureKeyVaultSigner {
             #[serde(rename = "contentType")]
             content_type: Option<String>,
         }
-        let secret: SecretBundle = self
-            .get_json("get certificate secret", secret_url)
-            .await?;
+        let secret: SecretBundle = self.get_json("get certificate secret", secret_url).await?;
         if secret.content_type.as_deref() != Some("application/x-pem-file") {
             return Err(AzureKvError::Chain(format!(
                 "the certificate's secret is {} rather than PEM; give the chain with certificate-chain",
@@ -500,7 +497,8 @@ fn jwk_matches_spki(jwk: &Jwk, spki_der: &[u8]) -> bool {
             modulus: der::asn1::UintRef<'a>,
             exponent: der::asn1::UintRef<'a>,
         }
-        let (Ok(rsa), Some(n), Some(e)) = (RsaPublicKey::from_der(key_bits), b64(&jwk.n), b64(&jwk.e))
+        let (Ok(rsa), Some(n), Some(e)) =
+            (RsaPublicKey::from_der(key_bits), b64(&jwk.n), b64(&jwk.e))
         else {
             return false;
         };
@@ -588,8 +586,8 @@ async fn exchange_token(
         access_token: String,
         token_type: Option<String>,
     }
-    let answer: TokenAnswer = serde_json::from_slice(&body)
-        .map_err(|_| fail("the answer has no access_token".into()))?;
+    let answer: TokenAnswer =
+        serde_json::from_slice(&body).map_err(|_| fail("the answer has no access_token".into()))?;
     if answer
         .token_type
         .as_deref()
@@ -621,7 +619,9 @@ impl Signer for AzureKeyVaultSigner {
             "value": URL_SAFE_NO_PAD.encode(&digest),
         });
         let answer = self
-            .vault_request("sign", self.client
+            .vault_request(
+                "sign",
+                self.client
                     .post(url)
                     .header("Content-Type", "application/json")
                     .body(body.to_string()),

@@ -126,8 +126,8 @@ pub(crate) fn ecdsa_der_to_fixed(der_sig: &[u8], spec: KeySpec) -> Result<Vec<u8
         r: der::asn1::UintRef<'a>,
         s: der::asn1::UintRef<'a>,
     }
-    let sig = EcdsaSig::from_der(der_sig)
-        .map_err(|e| format!("the ECDSA signature is not DER: {e}"))?;
+    let sig =
+        EcdsaSig::from_der(der_sig).map_err(|e| format!("the ECDSA signature is not DER: {e}"))?;
     let mut out = vec![0u8; 2 * width];
     for (i, part) in [sig.r.as_bytes(), sig.s.as_bytes()].into_iter().enumerate() {
         if part.len() > width {

@@ -47,6 +47,7 @@ pub struct IssuedCredentials {
 struct State {
     keys: Vec<KmsKey>,
     issued: Vec<IssuedCredentials>,
+    web_identity_tokens: Vec<String>,
     sign_requests: usize,
     operations: Vec<String>,
 }
@@ -152,6 +153,11 @@ impl FakeAws {
         self.state.lock().unwrap().operations.clone()
     }
 
+    /// Every web identity token (GitHub token) received (for leak checks).
+    pub fn web_identity_tokens(&self) -> Vec<String> {
+        self.state.lock().unwrap().web_identity_tokens.clone()
+    }
+
     pub fn issued(&self) -> Vec<IssuedCredentials> {
         self.state.lock().unwrap().issued.clone()
     }
@@ -179,7 +185,9 @@ fn sts_handler(
     jwks: &Value,
 ) -> FakeResponse {
     let params: HashMap<String, String> = if req.method == "POST" {
-        url::form_urlencoded::parse(&req.body).into_owned().collect()
+        url::form_urlencoded::parse(&req.body)
+            .into_owned()
+            .collect()
     } else {
         let q = req.target.split_once('?').map(|(_, q)| q).unwrap_or("");
         url::form_urlencoded::parse(q.as_bytes())
@@ -187,16 +195,32 @@ fn sts_handler(
             .collect()
     };
     let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
+    if !get("WebIdentityToken").is_empty() {
+        state
+            .lock()
+            .unwrap()
+            .web_identity_tokens
+            .push(get("WebIdentityToken").to_string());
+    }
     if get("Action") != "AssumeRoleWithWebIdentity" {
         return sts_error(
             400,
             "Sender",
             "InvalidAction",
-            &format!("Could not find operation {} for version {}", get("Action"), get("Version")),
+            &format!(
+                "Could not find operation {} for version {}",
+                get("Action"),
+                get("Version")
+            ),
         );
     }
     if get("Version") != "2011-06-15" {
-        return sts_error(400, "Sender", "InvalidAction", "Could not find operation AssumeRoleWithWebIdentity for this version");
+        return sts_error(
+            400,
+            "Sender",
+            "InvalidAction",
+            "Could not find operation AssumeRoleWithWebIdentity for this version",
+        );
     }
     let session = get("RoleSessionName");
     if session.len() < 2
@@ -279,8 +303,10 @@ fn sts_handler(
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     let role_name = role_arn.rsplit('/').next().unwrap_or("role");
-    FakeResponse::new(200).header("Content-Type", "text/xml").body(format!(
-        r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+    FakeResponse::new(200)
+        .header("Content-Type", "text/xml")
+        .body(format!(
+            r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <AssumeRoleWithWebIdentityResult>
     <Audience>{AUDIENCE}</Audience>
     <AssumedRoleUser>
@@ -301,11 +327,11 @@ fn sts_handler(
   </ResponseMetadata>
 </AssumeRoleWithWebIdentityResponse>
 "#,
-        creds.access_key_id,
-        creds.secret_access_key,
-        creds.session_token,
-        claims["sub"].as_str().unwrap_or("")
-    ))
+            creds.access_key_id,
+            creds.secret_access_key,
+            creds.session_token,
+            claims["sub"].as_str().unwrap_or("")
+        ))
 }
 
 fn hex_sha256(data: &[u8]) -> String {
@@ -320,11 +346,7 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
 
 /// Check the request's SigV4 `Authorization` against the issued credentials; returns the
 /// KMS error to answer with when it does not hold.
-fn check_sigv4(
-    req: &FakeRequest,
-    state: &Mutex<State>,
-    region: &str,
-) -> Result<(), FakeResponse> {
+fn check_sigv4(req: &FakeRequest, state: &Mutex<State>, region: &str) -> Result<(), FakeResponse> {
     let auth = req.header("authorization").ok_or_else(|| {
         kms_error(
             "MissingAuthenticationTokenException",
@@ -411,15 +433,55 @@ fn check_sigv4(
             "'Host' and 'X-Amz-Date' must be signed headers.",
         ));
     }
+    let headers: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (n.to_string(), req.header(n).unwrap_or("").to_string()))
+        .collect();
+    let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+    let expected = expected_signature(
+        &req.method,
+        path,
+        query,
+        &headers,
+        &req.body,
+        &creds.secret_access_key,
+        region,
+        amz_date,
+    );
+    if expected != *signature {
+        return Err(kms_error(
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+        ));
+    }
+    Ok(())
+}
+
+/// SigV4 signature of a request (headers: the signed ones, lowercase names, in the order the
+/// SignedHeaders list gives).
+#[allow(clippy::too_many_arguments)]
+fn expected_signature(
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    secret: &str,
+    region: &str,
+    amz_date: &str,
+) -> String {
     let mut canonical_headers = String::new();
-    for name in &names {
-        let value = req.header(name).unwrap_or("");
+    for (name, value) in headers {
         canonical_headers.push_str(&format!(
             "{name}:{}\n",
             value.split_whitespace().collect::<Vec<_>>().join(" ")
         ));
     }
-    let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+    let signed = headers
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
     let mut query_pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
@@ -430,30 +492,80 @@ fn check_sigv4(
         .collect::<Vec<_>>()
         .join("&");
     let canonical_request = format!(
-        "{}\n{}\n{canonical_query}\n{canonical_headers}\n{signed}\n{}",
-        req.method,
+        "{method}\n{}\n{canonical_query}\n{canonical_headers}\n{signed}\n{}",
         if path.is_empty() { "/" } else { path },
-        hex_sha256(&req.body)
+        hex_sha256(body)
     );
+    let date = &amz_date[..8];
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{date}/{region}/kms/aws4_request\n{}",
         hex_sha256(canonical_request.as_bytes())
     );
-    let mut key = hmac_sha256(
-        format!("AWS4{}", creds.secret_access_key).as_bytes(),
-        date.as_bytes(),
-    );
+    let mut key = hmac_sha256(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     for part in [region, "kms", "aws4_request"] {
         key = hmac_sha256(&key, part.as_bytes());
     }
-    let expected = hex::encode(hmac_sha256(&key, string_to_sign.as_bytes()));
-    if expected != *signature {
-        return Err(kms_error(
-            "InvalidSignatureException",
-            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
-        ));
+    hex::encode(hmac_sha256(&key, string_to_sign.as_bytes()))
+}
+
+impl FakeAws {
+    /// A correctly signed KMS call with the last issued credentials, for probing the fake's
+    /// own checks (e.g. a Sign with an algorithm the key does not have).
+    pub async fn raw_kms_call(&self, operation: &str, body: &Value) -> (u16, Value) {
+        let creds = self.issued().pop().expect("credentials were issued");
+        let amz_date = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .unwrap();
+        let body = body.to_string();
+        let target = format!("TrentService.{operation}");
+        let headers = vec![
+            (
+                "content-type".to_string(),
+                "application/x-amz-json-1.1".to_string(),
+            ),
+            ("host".to_string(), self.kms.host.clone()),
+            ("x-amz-date".to_string(), amz_date.clone()),
+            (
+                "x-amz-security-token".to_string(),
+                creds.session_token.clone(),
+            ),
+            ("x-amz-target".to_string(), target.clone()),
+        ];
+        let signature = expected_signature(
+            "POST",
+            "/",
+            "",
+            &headers,
+            body.as_bytes(),
+            &creds.secret_access_key,
+            &self.region,
+            &amz_date,
+        );
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential={}/{}/{}/kms/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target, Signature={signature}",
+            creds.access_key_id,
+            &amz_date[..8],
+            self.region
+        );
+        let resp = reqwest::Client::new()
+            .post(self.kms_url())
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .header("X-Amz-Target", target)
+            .header("X-Amz-Date", amz_date)
+            .header("X-Amz-Security-Token", creds.session_token)
+            .header("Authorization", auth)
+            .body(body)
+            .send()
+            .await
+            .expect("KMS fake answers");
+        let status = resp.status().as_u16();
+        (
+            status,
+            serde_json::from_slice(&resp.bytes().await.unwrap_or_default()).unwrap_or(Value::Null),
+        )
     }
-    Ok(())
 }
 
 fn signing_algorithms(spec: &str) -> Vec<&'static str> {
@@ -478,7 +590,10 @@ fn kms_handler(req: &FakeRequest, state: &Mutex<State>, region: &str) -> FakeRes
         return kms_error("UnknownOperationException", "");
     }
     if req.header("content-type") != Some("application/x-amz-json-1.1") {
-        return kms_error("SerializationException", "Content-Type must be application/x-amz-json-1.1");
+        return kms_error(
+            "SerializationException",
+            "Content-Type must be application/x-amz-json-1.1",
+        );
     }
     if let Err(resp) = check_sigv4(req, state, region) {
         return resp;
@@ -490,7 +605,12 @@ fn kms_handler(req: &FakeRequest, state: &Mutex<State>, region: &str) -> FakeRes
         .to_string();
     let body: Value = match serde_json::from_slice(&req.body) {
         Ok(v) => v,
-        Err(_) => return kms_error("SerializationException", "Start of structure or map found where not expected."),
+        Err(_) => {
+            return kms_error(
+                "SerializationException",
+                "Start of structure or map found where not expected.",
+            )
+        }
     };
     let mut st = state.lock().unwrap();
     st.operations.push(operation.clone());
@@ -498,9 +618,9 @@ fn kms_handler(req: &FakeRequest, state: &Mutex<State>, region: &str) -> FakeRes
     let found = st.keys.iter().position(|k| {
         k.id == key_id
             || k.arn == key_id
-            || k.aliases.iter().any(|a| {
-                a == key_id || format!("arn:aws:kms:{region}:{ACCOUNT}:{a}") == key_id
-            })
+            || k.aliases
+                .iter()
+                .any(|a| a == key_id || format!("arn:aws:kms:{region}:{ACCOUNT}:{a}") == key_id)
     });
     let Some(i) = found else {
         return kms_error(
@@ -528,10 +648,15 @@ fn kms_handler(req: &FakeRequest, state: &Mutex<State>, region: &str) -> FakeRes
             if !signing_algorithms(k.spec).contains(&algorithm.as_str()) {
                 return kms_error(
                     "InvalidKeyUsageException",
-                    &format!("{algorithm} is not a valid signing algorithm for the key {}", k.arn),
+                    &format!(
+                        "{algorithm} is not a valid signing algorithm for the key {}",
+                        k.arn
+                    ),
                 );
             }
-            let Some(message) = body["Message"].as_str().and_then(|m| STANDARD.decode(m).ok())
+            let Some(message) = body["Message"]
+                .as_str()
+                .and_then(|m| STANDARD.decode(m).ok())
             else {
                 return kms_error("ValidationException", "Message must be base64.");
             };
@@ -558,7 +683,10 @@ fn kms_handler(req: &FakeRequest, state: &Mutex<State>, region: &str) -> FakeRes
                 }
             };
             if algorithm.starts_with("RSASSA_PKCS1") {
-                return kms_error("UnsupportedOperationException", "the fake signs only PSS and ECDSA");
+                return kms_error(
+                    "UnsupportedOperationException",
+                    "the fake signs only PSS and ECDSA",
+                );
             }
             let arn = k.arn.clone();
             let signature = match k.key.sign_digest(&digest, true) {

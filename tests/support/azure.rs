@@ -40,6 +40,7 @@ struct State {
     keys: Vec<VaultKey>,
     certificates: HashMap<String, VaultCertificate>,
     access_tokens: Vec<String>,
+    assertions: Vec<String>,
     sign_requests: usize,
     token_requests: usize,
 }
@@ -178,6 +179,11 @@ impl FakeAzure {
         self.state.lock().unwrap().token_requests
     }
 
+    /// Every client assertion (GitHub token) received (for leak checks).
+    pub fn assertions(&self) -> Vec<String> {
+        self.state.lock().unwrap().assertions.clone()
+    }
+
     /// Every access token issued (for leak checks).
     pub fn access_tokens(&self) -> Vec<String> {
         self.state.lock().unwrap().access_tokens.clone()
@@ -229,6 +235,13 @@ fn login_handler(
     }
     let f = form(&req.body);
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
+    if !get("client_assertion").is_empty() {
+        state
+            .lock()
+            .unwrap()
+            .assertions
+            .push(get("client_assertion").to_string());
+    }
     if get("grant_type") != "client_credentials" {
         return aad_error(
             400,
@@ -360,11 +373,7 @@ fn vault_handler(req: &FakeRequest, state: &Mutex<State>, base: &str) -> FakeRes
             )
         }
     }
-    let segments: Vec<&str> = req
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let segments: Vec<&str> = req.path().split('/').filter(|s| !s.is_empty()).collect();
     let mut st = state.lock().unwrap();
     let find = |st: &State, name: &str, version: Option<&str>| -> Option<usize> {
         st.keys
@@ -402,16 +411,24 @@ fn vault_handler(req: &FakeRequest, state: &Mutex<State>, base: &str) -> FakeRes
                 return vault_error(
                     404,
                     "KeyNotFound",
-                    &format!("A key with (name/id) {name}/{version} was not found in this key vault."),
+                    &format!(
+                        "A key with (name/id) {name}/{version} was not found in this key vault."
+                    ),
                 );
             };
             st.sign_requests += 1;
             let body: Value = match serde_json::from_slice(&req.body) {
                 Ok(v) => v,
-                Err(_) => return vault_error(400, "BadParameter", "The request body is not valid JSON."),
+                Err(_) => {
+                    return vault_error(400, "BadParameter", "The request body is not valid JSON.")
+                }
             };
             let (Some(alg), Some(value)) = (body["alg"].as_str(), body["value"].as_str()) else {
-                return vault_error(400, "BadParameter", "Property 'alg' and 'value' are required.");
+                return vault_error(
+                    400,
+                    "BadParameter",
+                    "Property 'alg' and 'value' are required.",
+                );
             };
             let Ok(digest) = URL_SAFE_NO_PAD.decode(value) else {
                 return vault_error(400, "BadParameter", "Property 'value' is not base64url.");
@@ -454,7 +471,9 @@ fn vault_handler(req: &FakeRequest, state: &Mutex<State>, base: &str) -> FakeRes
                 return vault_error(
                     404,
                     "CertificateNotFound",
-                    &format!("A certificate with (name/id) {name} was not found in this key vault."),
+                    &format!(
+                        "A certificate with (name/id) {name} was not found in this key vault."
+                    ),
                 );
             };
             let version = segments
@@ -475,7 +494,11 @@ fn vault_handler(req: &FakeRequest, state: &Mutex<State>, base: &str) -> FakeRes
             )
         }
         ("GET", ["secrets", name, _]) | ("GET", ["secrets", name]) => {
-            match st.certificates.get(*name).and_then(|c| c.secret_pem.clone()) {
+            match st
+                .certificates
+                .get(*name)
+                .and_then(|c| c.secret_pem.clone())
+            {
                 Some(pem) => json_response(
                     200,
                     json!({

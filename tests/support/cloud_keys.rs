@@ -77,10 +77,16 @@ impl FakeKey {
                 &signature::ECDSA_P256K1_SHA256_FIXED_SIGNING,
             ),
         };
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(der_alg).expect("EC key");
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(der_alg, &aws_lc_rs::rand::SystemRandom::new())
+            .expect("EC key");
         let ec_der = EcdsaKeyPair::from_pkcs8(der_alg, pkcs8.as_ref()).expect("EC key");
         let ec_fixed = EcdsaKeyPair::from_pkcs8(fixed_alg, pkcs8.as_ref()).expect("EC key");
-        let spki = ec_der.public_key().as_der().expect("SPKI").as_ref().to_vec();
+        let spki = ec_der
+            .public_key()
+            .as_der()
+            .expect("SPKI")
+            .as_ref()
+            .to_vec();
         FakeKey {
             kind,
             rsa: None,
