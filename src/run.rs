@@ -163,7 +163,7 @@ pub enum KeySource {
     /// A cloud KMS key reached through OIDC federation. The builders set `token_source`; the
     /// async caller obtains the token (masking it in action mode) before `execute_sign`.
     Kms {
-        key: KmsKey,
+        key: Box<KmsKey>,
         token_source: TokenSource,
         token: Option<IdToken>,
     },
@@ -258,7 +258,7 @@ impl KmsSettings {
             },
         };
         Ok(KeySource::Kms {
-            key,
+            key: Box::new(key),
             token_source,
             token: None,
         })
@@ -519,7 +519,7 @@ async fn open_signer(key: KeySource, chain_der: Option<Vec<Vec<u8>>>) -> Result<
         }
         KeySource::Kms { key, token, .. } => {
             let token = token.context("no OIDC token was obtained for the KMS key")?;
-            match key {
+            match *key {
                 KmsKey::Azure(mut config) => {
                     config.chain = chain_der;
                     Ok(Arc::new(AzureKeyVaultSigner::open(config, &token).await?))

@@ -224,10 +224,7 @@ pub(super) fn sign_request_from_inputs<W: Write>(
         }
         None if matches!(
             key,
-            KeySource::Kms {
-                key: KmsKey::Aws(_),
-                ..
-            }
+            KeySource::Kms { ref key, .. } if matches!(**key, KmsKey::Aws(_))
         ) =>
         {
             anyhow::bail!(

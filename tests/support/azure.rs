@@ -380,7 +380,7 @@ fn vault_handler(req: &FakeRequest, state: &Mutex<State>, base: &str) -> FakeRes
             .iter()
             .enumerate()
             .rev()
-            .find(|(_, k)| k.name == name && version.is_none_or(|v| v == k.version))
+            .find(|(_, k)| k.name == name && version.map_or(true, |v| v == k.version))
             .map(|(i, _)| i)
     };
     match (req.method.as_str(), segments.as_slice()) {
@@ -487,7 +487,7 @@ fn vault_handler(req: &FakeRequest, state: &Mutex<State>, base: &str) -> FakeRes
                     "id": format!("{base}/certificates/{name}/{version}"),
                     "kid": format!("{base}/keys/{name}/{version}"),
                     "sid": format!("{base}/secrets/{name}/{version}"),
-                    "x5t": URL_SAFE_NO_PAD.encode(&aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &c.leaf_der)),
+                    "x5t": URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &c.leaf_der)),
                     "cer": STANDARD.encode(&c.leaf_der),
                     "attributes": {"enabled": true},
                 }),
