@@ -852,3 +852,59 @@ async fn missing_oidc_permission_is_explained() {
     );
     assert_eq!(github.token_requests(), 0);
 }
+
+/// The chain read from Key Vault: a secret that also holds the private key (an exportable key)
+/// is refused, and so is a vault certificate whose key is not the vault key; neither signs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_vault_chain_rules() {
+    let github = FakeGitHubOidc::start().await;
+    let azure = FakeAzure::start(github.jwks(), SUBJECT).await;
+    let dir = tempfile::tempdir().unwrap();
+    let aud = "api://AzureADTokenExchange";
+    let open = |key_id: String| {
+        let config = AzureKvConfig {
+            key_id,
+            tenant_id: azure.tenant_id.clone(),
+            client_id: azure.client_id.clone(),
+            authority_host: Some(azure.authority_host()),
+            chain: None,
+        };
+        let t = token(github.mint(aud, json!({})));
+        async move { AzureKeyVaultSigner::open(config, &t).await }
+    };
+
+    let key = FakeKey::generate(KeyKind::P256);
+    let cert = issue_certificate(dir.path(), "exportable", &key);
+    let private = key.private_pem().unwrap();
+    let key_id = azure.add_key("exportable", key);
+    azure.set_certificate(
+        "exportable",
+        cert.leaf_der(),
+        Some(format!("{private}{}", pem_of(&cert.chain))),
+    );
+    let err = open(key_id).await.unwrap_err().to_string();
+    assert!(
+        err.contains("exportable") && err.contains("certificate-chain"),
+        "{err}"
+    );
+    assert!(!err.contains("PRIVATE KEY"), "{err}");
+
+    let key = FakeKey::generate(KeyKind::P256);
+    let other = issue_certificate(dir.path(), "other-key", &FakeKey::generate(KeyKind::P256));
+    let key_id = azure.add_key("mismatch", key);
+    azure.set_certificate("mismatch", other.leaf_der(), Some(pem_of(&other.chain)));
+    let err = open(key_id).await.unwrap_err().to_string();
+    assert!(
+        err.contains("is not the public key of the Key Vault key"),
+        "{err}"
+    );
+
+    // Without a certificate in the vault the error says to give the chain.
+    let key_id = azure.add_key("no-cert", FakeKey::generate(KeyKind::P256));
+    let err = open(key_id).await.unwrap_err().to_string();
+    assert!(
+        err.contains("CertificateNotFound") && err.contains("give the chain"),
+        "{err}"
+    );
+    assert_eq!(azure.sign_requests(), 0);
+}

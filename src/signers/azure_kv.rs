@@ -322,6 +322,9 @@ impl AzureKeyVaultSigner {
                 }
                 _ => " (grant the identity the keys/get and keys/sign permissions, e.g. the Key Vault Crypto User role)",
             },
+            404 if operation == "get certificate" => {
+                " (no Key Vault certificate is named like the key: give the chain with certificate-chain)"
+            }
             404 => " (check the key identifier)",
             _ => "",
         };
