@@ -27,6 +27,14 @@ pub struct SignedArtifact {
     pub signer_subject: String,
     /// SHA-256 fingerprint of the leaf certificate (lowercase hex).
     pub certificate_fingerprint: String,
+    /// Rounds the referrers tag-schema index update started over because concurrent signers
+    /// wrote it at the same time (absent when none did).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub index_retries: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One artifact whose signing failed, with the reason.
@@ -202,6 +210,7 @@ pub async fn sign_all(
                             signature_digest: pushed.manifest.digest,
                             signature_format: settings.format.name().to_string(),
                             storage: pushed.storage,
+                            index_retries: pushed.index_retries,
                             platform: target.platform.clone(),
                             signer_subject: leaf.as_ref().map_or(signer_subject, |c| c.subject()),
                             certificate_fingerprint: leaf

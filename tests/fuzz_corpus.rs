@@ -83,13 +83,14 @@ fn is_artifact(name: &str) -> bool {
 
 #[test]
 fn every_fuzz_target_has_a_regression_runner() {
-    let declared: Vec<String> = files_in(&fuzz_dir().join("fuzz_targets"), |n| {
-        n.ends_with(".rs")
-    })
-    .iter()
-    .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
-    .collect();
-    assert!(!declared.is_empty(), "no fuzz targets found in fuzz/fuzz_targets");
+    let declared: Vec<String> = files_in(&fuzz_dir().join("fuzz_targets"), |n| n.ends_with(".rs"))
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !declared.is_empty(),
+        "no fuzz targets found in fuzz/fuzz_targets"
+    );
     let runners: Vec<String> = targets().keys().map(|k| k.to_string()).collect();
     assert_eq!(
         declared, runners,

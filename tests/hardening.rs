@@ -45,6 +45,7 @@ async fn sixteen_concurrent_signer_processes_lose_no_signature() {
         })
         .collect();
     let mut pushed = Vec::new();
+    let mut retries = Vec::new();
     for child in children {
         let out = child.wait_with_output().unwrap();
         assert!(
@@ -53,12 +54,10 @@ async fn sixteen_concurrent_signer_processes_lose_no_signature() {
             text(&out)
         );
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        pushed.push(
-            report["signatures"][0]["signature-digest"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        let signed = &report["signatures"][0];
+        assert_eq!(signed["storage"], "tag-schema", "{report}");
+        pushed.push(signed["signature-digest"].as_str().unwrap().to_string());
+        retries.push(signed["index-retries"].as_u64().unwrap_or(0));
     }
 
     let r = Reference::parse(&reference).unwrap();
@@ -80,6 +79,11 @@ async fn sixteen_concurrent_signer_processes_lose_no_signature() {
     assert_eq!(
         listed, pushed,
         "every concurrent signature must be discoverable"
+    );
+    eprintln!(
+        "16 concurrent signers (docker-registry, tag schema, no If-Match): {} signatures listed, {} index retries in total (per signer: {retries:?})",
+        listed.len(),
+        retries.iter().sum::<u64>()
     );
 
     // Each signer's signature verifies on its own: a trust store holding only that signer's
@@ -535,4 +539,149 @@ async fn registry_restart_mid_run_fails_only_the_artifacts_it_hit() {
         .collect();
     let (vout, _) = verify(&config, &policy, &signed_refs);
     assert!(vout.status.success(), "{}", text(&vout));
+}
+
+/// A subject manifest stored directly in an [`support::oci_server::OciServer`].
+fn oci_server_subject(server: &support::oci_server::OciServer, repo: &str) -> String {
+    let layer = server.put_blob(support::random_hex(8).as_bytes());
+    let config = server.put_blob(b"{\"os\":\"linux\"}");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 14},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 16}],
+    })
+    .to_string();
+    server.put_manifest(
+        repo,
+        "application/vnd.oci.image.manifest.v1+json",
+        manifest.as_bytes(),
+        Some("v1"),
+    )
+}
+
+fn index_digests(index: &[u8]) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(index).unwrap();
+    v["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_registry_honouring_if_match_makes_the_signer_re_merge_after_412() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use support::oci_server::{Mode, OciServer};
+    let server = OciServer::start_with(
+        10,
+        Mode {
+            tag_schema_if_match: true,
+        },
+    );
+    let subject = oci_server_subject(&server, "cond/app");
+    let reference = format!("{}/cond/app@{subject}", server.addr);
+    let tag = sign_action::oci::manifest::referrers_tag(&subject);
+    let dir = tempfile::tempdir().unwrap();
+    let k = make_named_test_key(dir.path(), "cond", KeySpec::EcP256);
+    let sign = || {
+        let (out, report) = e2e::sign(&[&reference], &k.key, &k.chain, &["--no-revocation-check"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(report["signatures"][0]["storage"], "tag-schema", "{report}");
+        report["signatures"][0].clone()
+    };
+
+    // First signature: no index yet, so it is created with If-None-Match and no retry.
+    let first = sign();
+    assert!(first.get("index-retries").is_none(), "{first}");
+    assert_eq!(server.conditional.conditional_puts.load(SeqCst), 1);
+
+    // Two other writers get in before each of the next two conditional PUTs.
+    server.conditional.interfere.store(2, SeqCst);
+    let second = sign();
+    assert_eq!(server.conditional.precondition_failed.load(SeqCst), 2);
+    assert_eq!(server.conditional.conditional_puts.load(SeqCst), 4);
+    assert_eq!(second["index-retries"], 2, "{second}");
+    // Nothing lost: both signatures and both foreign entries are in the index.
+    let listed = index_digests(&server.tagged("cond/app", &tag).unwrap());
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    for s in [&first, &second] {
+        assert!(listed.contains(&s["signature-digest"].as_str().unwrap().to_string()));
+    }
+    eprintln!(
+        "If-Match registry: {} conditional PUTs, {} answered 412, signer reported {} retries",
+        server.conditional.conditional_puts.load(SeqCst),
+        server.conditional.precondition_failed.load(SeqCst),
+        second["index-retries"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_signers_against_an_if_match_registry_lose_nothing() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use support::oci_server::{Mode, OciServer};
+    const SIGNERS: usize = 16;
+    let server = OciServer::start_with(
+        10,
+        Mode {
+            tag_schema_if_match: true,
+        },
+    );
+    let subject_digest = oci_server_subject(&server, "cond16/app");
+    let r = Reference::parse(&format!("{}/cond16/app@{subject_digest}", server.addr)).unwrap();
+    let options = sign_action::oci::registry::RegistryOptions {
+        plain_http: true,
+        use_docker_config: false,
+        ..Default::default()
+    };
+    let probe = sign_action::oci::registry::RegistryClient::new(options.clone()).unwrap();
+    let subject = probe.resolve(&r).await.unwrap();
+    let tasks: Vec<_> = (0..SIGNERS)
+        .map(|i| {
+            let client = sign_action::oci::registry::RegistryClient::new(options.clone()).unwrap();
+            let (r, subject) = (r.clone(), subject.clone());
+            tokio::spawn(async move {
+                let envelope = format!(
+                    r#"{{"payload":"{}","protected":"e30","signature":"AA"}}"#,
+                    support::random_hex(24)
+                );
+                let annotations = std::collections::BTreeMap::from([(
+                    sign_action::oci::manifest::THUMBPRINT_ANNOTATION.to_string(),
+                    format!("[\"{i:064x}\"]"),
+                )]);
+                client
+                    .push_signature(
+                        &r,
+                        &subject,
+                        "application/jose+json",
+                        envelope.as_bytes(),
+                        annotations,
+                        sign_action::oci::ManifestForm::Legacy,
+                    )
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut pushed = Vec::new();
+    let mut retries = 0;
+    for t in tasks {
+        let p = t.await.unwrap();
+        retries += p.index_retries;
+        pushed.push(p.manifest.digest);
+    }
+    let tag = sign_action::oci::manifest::referrers_tag(&subject.digest);
+    let mut listed = index_digests(&server.tagged("cond16/app", &tag).unwrap());
+    listed.sort();
+    pushed.sort();
+    assert_eq!(listed, pushed, "every concurrent signature is in the index");
+    let failed = server.conditional.precondition_failed.load(SeqCst);
+    eprintln!(
+        "{SIGNERS} concurrent signers (If-Match honoured): {} listed, {} conditional PUTs, {failed} answered 412, {retries} retries reported",
+        listed.len(),
+        server.conditional.conditional_puts.load(SeqCst)
+    );
+    // Every 412 made exactly one signer start over (read-back losses cannot happen here).
+    assert_eq!(u64::from(retries), failed);
 }

@@ -380,6 +380,7 @@ mod tests {
             signer_subject: "CN=signer|test,O=Notary,C=US".into(),
             certificate_fingerprint:
                 "aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899".into(),
+            index_retries: 0,
         }
     }
 

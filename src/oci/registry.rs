@@ -859,7 +859,7 @@ impl RegistryClient {
             .await
     }
 
-    /// PUT a manifest, conditional on `If-Match: if_match` when given (a 412 comes back as
+    /// PUT a manifest, conditional when `precondition` is given (a 412 comes back as
     /// [`RegistryError::Status`] with status 412).
     async fn put_manifest(
         &self,
@@ -868,7 +868,7 @@ impl RegistryClient {
         target: &str,
         media_type: &str,
         bytes: &[u8],
-        if_match: Option<&str>,
+        precondition: Option<Precondition<'_>>,
     ) -> Result<Option<String>, RegistryError> {
         let url = self.url(registry, &format!("/v2/{repo}/manifests/{target}"))?;
         let mut headers = HeaderMap::new();
@@ -879,8 +879,19 @@ impl RegistryClient {
                 message: format!("invalid media type {media_type:?}"),
             })?,
         );
-        if let Some(v) = if_match.and_then(|e| HeaderValue::from_str(e).ok()) {
-            headers.insert(reqwest::header::IF_MATCH, v);
+        match precondition {
+            Some(Precondition::Matches(etag)) => {
+                if let Ok(v) = HeaderValue::from_str(etag) {
+                    headers.insert(reqwest::header::IF_MATCH, v);
+                }
+            }
+            Some(Precondition::Absent) => {
+                headers.insert(
+                    reqwest::header::IF_NONE_MATCH,
+                    HeaderValue::from_static("*"),
+                );
+            }
+            None => {}
         }
         let resp = self
             .execute(
@@ -986,11 +997,11 @@ impl RegistryClient {
         let is_index = ct.as_deref() == Some(OCI_INDEX)
             || serde_json::from_slice::<ImageIndex>(&bytes)
                 .is_ok_and(|i| i.media_type.as_deref() == Some(OCI_INDEX));
-        // A non-index under the tag is replaced unconditionally, as if absent.
+        // A non-index under the tag is replaced as if absent (conditional on its ETag).
         Ok(if is_index {
             (Some(bytes), etag)
         } else {
-            (None, None)
+            (None, etag)
         })
     }
 
@@ -1085,6 +1096,16 @@ impl RegistryClient {
             message: format!("more than {MAX_REFERRERS_PAGES} pages of referrers"),
         })
     }
+}
+
+/// The condition of a conditional manifest PUT. Registries that ignore conditional headers
+/// (docker-registry) are covered by reading back after the write.
+#[derive(Debug, Clone, Copy)]
+enum Precondition<'a> {
+    /// `If-Match: <etag>`: only if the tag still holds what we read.
+    Matches(&'a str),
+    /// `If-None-Match: *`: only if the tag does not exist yet.
+    Absent,
 }
 
 /// Content type, `ETag` and body of a fetched manifest.
@@ -1479,6 +1500,7 @@ impl ArtifactStore for RegistryClient {
             return Ok(PushedSignature {
                 manifest: desc,
                 storage: Storage::ReferrersApi,
+                index_retries: 0,
             });
         }
         if oci_subject.is_none() && self.referrers_usable(registry).is_none() {
@@ -1487,8 +1509,8 @@ impl ArtifactStore for RegistryClient {
         }
         let entry = m.index_entry(OCI_MANIFEST, &desc.digest, desc.size);
         let tag = manifest::referrers_tag(&subject.digest);
-        // Where the registry sends an ETag, writes are conditional (If-Match) and a 412 means
-        // another writer came first. Registries that ignore If-Match (docker-registry) are
+        // Where the registry sends an ETag, writes are conditional (If-Match, or If-None-Match
+        // when creating the index) and a 412 means another writer came first. Registries that ignore If-Match (docker-registry) are
         // handled by reading back after each write and merging again when another writer
         // replaced our entry.
         let (mut existing, mut etag) = self
@@ -1497,6 +1519,7 @@ impl ArtifactStore for RegistryClient {
         // Seen listed once; a second look after `tag_schema_settle` catches a writer that
         // read the index before our write and replaced it after our first look.
         let mut seen_listed = false;
+        let mut retries = 0u32;
         for _ in 0..TAG_SCHEMA_ATTEMPTS {
             let merged = manifest::merge_index_entry(existing.as_deref(), &entry)
                 .map_err(StoreError::Manifest)?;
@@ -1505,6 +1528,7 @@ impl ArtifactStore for RegistryClient {
                     return Ok(PushedSignature {
                         manifest: desc,
                         storage: Storage::TagSchema,
+                        index_retries: retries,
                     });
                 }
                 None => {
@@ -1520,10 +1544,12 @@ impl ArtifactStore for RegistryClient {
                             &tag,
                             OCI_INDEX,
                             &merged,
-                            if existing.is_some() {
-                                etag.as_deref()
-                            } else {
-                                None
+                            match (&existing, etag.as_deref()) {
+                                (_, Some(etag)) => Some(Precondition::Matches(etag)),
+                                // Nothing under the tag: two first signers must not both
+                                // create the index.
+                                (None, None) => Some(Precondition::Absent),
+                                (Some(_), None) => None,
                             },
                         )
                         .await;
@@ -1531,6 +1557,7 @@ impl ArtifactStore for RegistryClient {
                         Ok(_) => {}
                         // Precondition failed: someone else updated it; re-read and merge.
                         Err(RegistryError::Status { status: 412, .. }) => {
+                            retries += 1;
                             tokio::time::sleep(jitter()).await;
                             (existing, etag) = self
                                 .get_tag_schema_index_etag(
@@ -1553,6 +1580,7 @@ impl ArtifactStore for RegistryClient {
                 .as_deref()
                 .is_some_and(|b| manifest::index_lists(b, &desc.digest));
             if lost {
+                retries += 1;
                 // Collided with another writer: retry at a random later moment, merging
                 // into a fresh read (never sleep between a read and the write built on it).
                 tokio::time::sleep(jitter() * 2).await;
