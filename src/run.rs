@@ -439,6 +439,14 @@ pub fn registry_options(store: &StoreConfig, references: &[String]) -> RegistryO
         docker_config_dir: store.docker_config_dir.clone(),
         ..RegistryOptions::default()
     };
+    // Per-request timeout for slow registries (and for tests of stalled connections).
+    if let Some(secs) = std::env::var("SIGN_ACTION_REGISTRY_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+    {
+        options.timeout = std::time::Duration::from_secs(secs);
+    }
     if store.oci_layout {
         return options;
     }

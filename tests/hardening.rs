@@ -227,81 +227,200 @@ async fn cli_runs_never_print_passwords_or_key_material_in_success_or_failure() 
     }
 }
 
+/// Every signature manifest the registry stores for `repo` (read from its storage directory,
+/// so manifests pushed but never indexed count too), each checked over raw HTTP to have all
+/// its blobs. Returns how many signature manifests were found.
+async fn assert_no_dangling_signature_manifest(reg: &support::Registry, repo: &str) -> usize {
+    let revisions = reg
+        .dir()
+        .join("storage/docker/registry/v2/repositories")
+        .join(repo)
+        .join("_manifests/revisions/sha256");
+    let mut found = 0;
+    for entry in std::fs::read_dir(&revisions).unwrap() {
+        let digest = format!("sha256:{}", entry.unwrap().file_name().to_string_lossy());
+        let (status, _, body) = reg
+            .raw_get(
+                &format!("/v2/{repo}/manifests/{digest}"),
+                "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+            )
+            .await;
+        assert_eq!(status, 200, "{digest}");
+        let m: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if m["config"]["mediaType"] != "application/vnd.cncf.notary.signature" {
+            continue;
+        }
+        found += 1;
+        let mut blobs = vec![m["config"]["digest"].as_str().unwrap().to_string()];
+        for l in m["layers"].as_array().unwrap() {
+            blobs.push(l["digest"].as_str().unwrap().to_string());
+        }
+        for b in blobs {
+            let (status, _, _) = reg.raw_get(&format!("/v2/{repo}/blobs/{b}"), "*/*").await;
+            assert_eq!(status, 200, "signature manifest {digest} misses blob {b}");
+        }
+    }
+    found
+}
+
+/// Registry request timeout for runs through a stalling proxy (the stall lasts longer).
+const FAULT_TIMEOUT_SECS: &str = "2";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signing_and_verifying_through_a_faulty_proxy_succeed_or_leave_nothing_dangling() {
+async fn signing_and_verifying_through_every_fault_kind_succeed_or_fail_clearly() {
+    use support::fault_proxy::{Fault::*, FaultProxy, Plan};
     let reg = Registry::start(RegistryConfig::default());
     let client = reg.client();
-    let proxy = support::fault_proxy::FaultProxy::start(&reg.host);
+    let mut plan = Plan::new(&[
+        Forward, Status503, Forward, Status429, Forward, Status500, Forward, Reset, Forward,
+        Stall, Forward, Truncate,
+    ]);
+    plan.stall = std::time::Duration::from_secs(3);
+    let proxy = FaultProxy::with_plan(&reg.host, plan);
     let dir = tempfile::tempdir().unwrap();
     let k = make_named_test_key(dir.path(), "faulty", KeySpec::EcP256);
     let mut refs = Vec::new();
     for i in 0..3 {
         let d = push_test_image(&client, &reg.host, "faulty/app", &format!("v{i}")).await;
-        refs.push((d.clone(), format!("{}/faulty/app@{}", proxy.addr, d.digest)));
+        refs.push(format!("{}/faulty/app@{}", proxy.addr, d.digest));
     }
-    let args: Vec<&str> = refs.iter().map(|(_, r)| r.as_str()).collect();
+    let started = std::time::Instant::now();
     let out = bin()
         .arg("sign")
-        .args(&args)
+        .args(&refs)
         .arg("--key")
         .arg(&k.key)
         .arg("--cert")
         .arg(&k.chain)
         .args(["--output", "json", "--no-revocation-check"])
+        .env("SIGN_ACTION_REGISTRY_TIMEOUT", FAULT_TIMEOUT_SECS)
         .output()
         .unwrap();
-    assert!(
-        proxy.injected() > 0,
-        "the proxy must have injected faults: {}",
-        text(&out)
-    );
     // Every artifact is either signed or reported failed with a message.
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let signed = report["signatures"].as_array().unwrap().len();
-    let failed = report["failures"].as_array().map_or(0, |f| f.len());
-    assert_eq!(signed + failed, refs.len(), "{}", text(&out));
-    assert_eq!(out.status.success(), failed == 0, "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("no JSON report: {}", text(&out)));
+    let signed = report["signatures"].as_array().unwrap().clone();
+    let failures = report["failures"].as_array().cloned().unwrap_or_default();
+    assert_eq!(signed.len() + failures.len(), refs.len(), "{}", text(&out));
+    assert_eq!(out.status.success(), failures.is_empty(), "{}", text(&out));
+    for f in &failures {
+        let e = f["error"].as_str().unwrap();
+        assert!(e.contains(&proxy.addr), "the error names the registry: {e}");
+        eprintln!("faulty sign failure: {e}");
+    }
     eprintln!(
-        "fault proxy: {} faults injected over {} connections; {signed} signed, {failed} failed",
-        proxy.injected(),
-        proxy
-            .counts
-            .connections
-            .load(std::sync::atomic::Ordering::SeqCst)
+        "faulty sign ({:?}): {}; {} signed, {} failed",
+        started.elapsed(),
+        proxy.summary(),
+        signed.len(),
+        failures.len()
     );
     assert!(
-        signed > 0,
+        !signed.is_empty(),
         "retries must get some signatures through: {}",
         text(&out)
     );
-
-    // Directly against the registry: every listed signature manifest has all its blobs.
-    for (subject, _) in &refs {
-        let r = Reference::parse(&format!("{}/faulty/app@{}", reg.host, subject.digest)).unwrap();
-        for sig in client.list_signatures(&r, subject).await.unwrap() {
-            let bytes = client.fetch_manifest(&r, &sig).await.unwrap();
-            let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-            let mut blobs = vec![m["config"].clone()];
-            blobs.extend(m["layers"].as_array().unwrap().iter().cloned());
-            for b in blobs {
-                let desc: sign_action::oci::Descriptor = serde_json::from_value(b).unwrap();
-                client
-                    .fetch_blob(&r, &desc, 1 << 20)
-                    .await
-                    .expect("a pushed signature manifest must not miss a blob");
-            }
-        }
+    let c = &proxy.counts;
+    for (what, n) in [
+        ("503", &c.status_503),
+        ("429", &c.status_429),
+        ("500", &c.status_500),
+        ("reset", &c.resets),
+        ("stall", &c.stalls),
+    ] {
+        assert!(n.load(std::sync::atomic::Ordering::SeqCst) > 0, "no {what} injected");
     }
 
-    // Verification through the same faults passes for what was signed.
+    // Straight at the registry, over raw HTTP: no signature manifest without its blobs.
+    let stored = assert_no_dangling_signature_manifest(&reg, "faulty/app").await;
+    assert!(stored >= signed.len());
+
+    // Verification through the same faults: passes through retries, or fails clearly, and a
+    // run that met a truncated blob or manifest never passes.
     let config = TrustConfig::new();
     config.add_store("ca", "one", &[&k.root]);
     let policy = config.policy("p.json", "strict", &["ca:one"], None);
-    for s in report["signatures"].as_array().unwrap() {
-        let (vout, _) = verify(&config, &policy, &[s["reference"].as_str().unwrap()]);
-        assert!(vout.status.success(), "{}", text(&vout));
+    let (mut passed, mut failed) = (0, 0);
+    for s in &signed {
+        let before = proxy.truncated.lock().unwrap().len();
+        let vout = bin()
+            .arg("verify")
+            .arg(s["reference"].as_str().unwrap())
+            .arg("--trust-policy")
+            .arg(&policy)
+            .arg("--trust-store")
+            .arg(config.root())
+            .args(["--output", "json"])
+            .env("SIGN_ACTION_REGISTRY_TIMEOUT", FAULT_TIMEOUT_SECS)
+            .output()
+            .unwrap();
+        let cut: Vec<String> = proxy.truncated.lock().unwrap()[before..].to_vec();
+        let content_cut = cut
+            .iter()
+            .any(|p| p.contains("/blobs/") || p.contains("/manifests/sha256:"));
+        if vout.status.success() {
+            passed += 1;
+            assert!(!content_cut, "passed on truncated content {cut:?}: {}", text(&vout));
+        } else {
+            failed += 1;
+            let doc: serde_json::Value = serde_json::from_slice(&vout.stdout).unwrap();
+            eprintln!("faulty verify failure: {}", doc["results"][0]);
+            assert_eq!(doc["results"][0]["verified"], false);
+            assert!(!content_cut || doc.to_string().contains("sha256:"), "{doc}");
+            assert!(
+                content_cut || !cut.is_empty() || doc.to_string().contains(&proxy.addr),
+                "failed without a truncation and without naming the registry: {doc}"
+            );
+        }
     }
-    eprintln!("after verify: {} faults injected", proxy.injected());
+    eprintln!(
+        "after verify: {}; {passed} verified, {failed} failed clearly; truncated: {:?}",
+        proxy.summary(),
+        proxy.truncated.lock().unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_envelope_never_verifies() {
+    use support::fault_proxy::{Fault, FaultProxy, Plan};
+    let reg = Registry::start(RegistryConfig::default());
+    let subject = push_test_image(&reg.client(), &reg.host, "cut/app", "v1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let k = make_named_test_key(dir.path(), "cut", KeySpec::EcP256);
+    let direct = format!("{}/cut/app@{}", reg.host, subject.digest);
+    for format in ["jws", "cose"] {
+        e2e::sign_ok(
+            &[&direct],
+            &k.key,
+            &k.chain,
+            &["--no-revocation-check", "--signature-format", format],
+        );
+    }
+    // Every blob GET (the envelopes) is cut in half; everything else passes.
+    let mut plan = Plan::new(&[Fault::Truncate]);
+    plan.applies = |method, path| method == "GET" && path.contains("/blobs/");
+    let proxy = FaultProxy::with_plan(&reg.host, plan);
+    let through = format!("{}/cut/app@{}", proxy.addr, subject.digest);
+    let config = TrustConfig::new();
+    config.add_store("ca", "one", &[&k.root]);
+    for level in ["strict", "permissive", "audit"] {
+        let policy = config.policy(&format!("{level}.json"), level, &["ca:one"], None);
+        let (out, doc) = verify(&config, &policy, &[&through]);
+        assert!(!out.status.success(), "{level}: {}", text(&out));
+        assert_eq!(doc["results"][0]["verified"], false, "{level}: {doc}");
+        // Both signatures were tried and each names the envelope blob it could not read.
+        let failed = doc["results"][0]["failed-signatures"].as_array().unwrap();
+        assert_eq!(failed.len(), 2, "{level}: {doc}");
+        for f in failed {
+            let why = f["failure"].as_str().unwrap_or_default();
+            assert!(why.contains("blob sha256:"), "{level}: {why}");
+        }
+        // The same signatures verify straight from the registry.
+        let (ok, _) = verify(&config, &policy, &[&direct]);
+        assert!(ok.status.success(), "{level}: {}", text(&ok));
+    }
+    eprintln!("truncated envelopes: {}", proxy.summary());
+    assert!(proxy.counts.truncations.load(std::sync::atomic::Ordering::SeqCst) >= 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

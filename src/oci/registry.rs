@@ -1221,9 +1221,15 @@ async fn read_bounded(
     }
     let mut out = Vec::new();
     loop {
-        let chunk = resp.chunk().await.map_err(|e| RegistryError::Connect {
+        // A body that ends early (or stalls past the timeout) is refused whole: nothing
+        // partial is ever parsed.
+        let chunk = resp.chunk().await.map_err(|e| RegistryError::Protocol {
             registry: registry.to_string(),
-            message: format!("reading {what}: {}", error_chain(&e)),
+            message: format!(
+                "the answer for {what} broke off after {} bytes (connection closed, truncated or timed out): {}",
+                out.len(),
+                error_chain(&e)
+            ),
         })?;
         let Some(chunk) = chunk else { break };
         if out.len() as u64 + chunk.len() as u64 > limit {
