@@ -3,6 +3,8 @@
 
 #[path = "support/e2e.rs"]
 mod e2e;
+#[path = "support/pki.rs"]
+mod pki;
 mod support;
 
 use std::process::Stdio;
@@ -489,17 +491,21 @@ async fn a_signature_over_another_digest_fails_at_every_enforcing_level() {
     }
 }
 
-/// A server that answers every request with 200 and a chunked body that never ends; returns
-/// its address and the count of body bytes it managed to write.
-async fn endless_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+/// A server whose every answer is 200 with a chunked body that never ends, paced at `chunk`
+/// bytes per millisecond so that what it managed to write approximates what the client read
+/// (loopback socket buffers would otherwise absorb megabytes the client never asked for).
+/// `/referrers/` answers are image indexes, `/ocsp` and `/crl` answers DER.
+async fn endless_server(chunk: usize) -> (String, Written) {
+    use std::sync::atomic::Ordering::SeqCst;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counter = sent.clone();
+    let sent = Written::default();
+    let connections = sent.clone();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
-            let counter = counter.clone();
+            let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            connections.0.lock().unwrap().push(counter.clone());
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut b = [0u8; 1];
@@ -509,7 +515,14 @@ async fn endless_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU6
                     }
                     head.push(b[0]);
                 }
-                let ct = "application/vnd.oci.image.index.v1+json";
+                let head = String::from_utf8_lossy(&head);
+                let ct = if head.contains("/ocsp") {
+                    "application/ocsp-response"
+                } else if head.contains("/crl") {
+                    "application/pkix-crl"
+                } else {
+                    "application/vnd.oci.image.index.v1+json"
+                };
                 let start = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nDocker-Content-Digest: sha256:{}\r\nTransfer-Encoding: chunked\r\n\r\n",
                     "0".repeat(64)
@@ -517,9 +530,10 @@ async fn endless_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU6
                 if s.write_all(start.as_bytes()).await.is_err() {
                     return;
                 }
-                let chunk = format!("{:x}\r\n{}\r\n", 16384, "[".repeat(16384));
-                while s.write_all(chunk.as_bytes()).await.is_ok() {
-                    counter.fetch_add(16384, std::sync::atomic::Ordering::SeqCst);
+                let piece = format!("{chunk:x}\r\n{}\r\n", "[".repeat(chunk));
+                while s.write_all(piece.as_bytes()).await.is_ok() {
+                    counter.fetch_add(chunk as u64, SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 }
             });
         }
@@ -527,11 +541,64 @@ async fn endless_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU6
     (addr, sent)
 }
 
+/// Body bytes an endless server wrote, per connection.
+#[derive(Clone, Default)]
+struct Written(std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<std::sync::atomic::AtomicU64>>>>);
+
+impl Written {
+    /// The most written to any one connection since the last call (then forgotten).
+    fn take_max(&self) -> u64 {
+        let mut all = self.0.lock().unwrap();
+        let max = all
+            .iter()
+            .map(|c| c.load(std::sync::atomic::Ordering::SeqCst))
+            .max()
+            .unwrap_or(0);
+        all.clear();
+        max
+    }
+}
+
+/// One refusal at a bound: what the server wrote before the client hung up.
+struct BoundResult {
+    what: &'static str,
+    bound: u64,
+    written: u64,
+    error: String,
+}
+
+fn check_bound(results: &mut Vec<BoundResult>, r: BoundResult, slack: u64) {
+    eprintln!(
+        "endless {}: refused at the {}-byte bound after the server wrote {} bytes ({:+} past the bound): {}",
+        r.what,
+        r.bound,
+        r.written,
+        r.written as i64 - r.bound as i64,
+        r.error
+    );
+    assert!(
+        r.error.contains(&r.bound.to_string()),
+        "{}: the error must name the bound {}: {}",
+        r.what,
+        r.bound,
+        r.error
+    );
+    assert!(
+        r.written <= r.bound + slack,
+        "{}: {} bytes written for a {}-byte bound",
+        r.what,
+        r.written,
+        r.bound
+    );
+    results.push(r);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn endless_bodies_are_cut_at_their_bound() {
-    use sign_action::oci::registry::{RegistryClient, RegistryOptions};
-    use sign_action::oci::Descriptor;
-    let (addr, sent) = endless_server().await;
+async fn endless_registry_bodies_are_cut_at_their_bound() {
+    use sign_action::oci::registry::{RegistryClient, RegistryOptions, MAX_INDEX_BYTES};
+    use sign_action::oci::{Descriptor, MAX_ENVELOPE_BYTES, MAX_MANIFEST_BYTES};
+    const CHUNK: usize = 64 * 1024;
+    let (addr, sent) = endless_server(CHUNK).await;
     let client = RegistryClient::new(RegistryOptions {
         plain_http: true,
         use_docker_config: false,
@@ -542,34 +609,103 @@ async fn endless_bodies_are_cut_at_their_bound() {
     let r = Reference::parse(&format!("{addr}/endless/app:v1")).unwrap();
     let digest = format!("sha256:{}", "d".repeat(64));
     let started = std::time::Instant::now();
+    let mut results = Vec::new();
+    // A few chunks may be in flight when the client hangs up.
+    let slack = 8 * CHUNK as u64;
 
-    let envelope = Descriptor::new("application/jose+json", digest.clone(), 1000);
-    let e = client.fetch_blob(&r, &envelope, 1 << 20).await.unwrap_err();
-    assert!(e.to_string().contains("limit"), "envelope: {e}");
+    // An envelope whose descriptor claims the largest size accepted.
+    let envelope = Descriptor::new("application/jose+json", digest.clone(), MAX_ENVELOPE_BYTES);
+    let e = client
+        .fetch_blob(&r, &envelope, MAX_ENVELOPE_BYTES)
+        .await
+        .unwrap_err();
+    let written = sent.take_max();
+    let r1 = BoundResult {
+        what: "envelope blob",
+        bound: MAX_ENVELOPE_BYTES,
+        written,
+        error: e.to_string(),
+    };
+    check_bound(&mut results, r1, slack);
 
     let manifest = Descriptor::new(
         "application/vnd.oci.image.manifest.v1+json",
         digest.clone(),
-        100 << 20,
+        1000,
     );
     let e = client.fetch_manifest(&r, &manifest).await.unwrap_err();
-    assert!(e.to_string().contains("limit"), "manifest: {e}");
+    let r2 = BoundResult {
+        what: "manifest",
+        bound: MAX_MANIFEST_BYTES,
+        written: sent.take_max(),
+        error: e.to_string(),
+    };
+    check_bound(&mut results, r2, slack);
 
-    // The tag-schema index page of a subject.
+    // The Referrers API page of a subject.
     let subject = Descriptor::new(
         "application/vnd.oci.image.manifest.v1+json",
         digest.clone(),
         10,
     );
     let e = client.list_signatures(&r, &subject).await.unwrap_err();
-    assert!(e.to_string().contains("limit"), "index page: {e}");
+    let r3 = BoundResult {
+        what: "referrers index page",
+        bound: MAX_INDEX_BYTES,
+        written: sent.take_max(),
+        error: e.to_string(),
+    };
+    check_bound(&mut results, r3, slack);
+    assert!(results[2].error.contains("referrers"), "{}", results[2].error);
 
     let elapsed = started.elapsed();
-    let written = sent.load(std::sync::atomic::Ordering::SeqCst);
-    eprintln!("endless server wrote {written} bytes in {elapsed:?}");
-    assert!(elapsed < std::time::Duration::from_secs(30), "{elapsed:?}");
-    // Three refusals at ≤ 4 MiB each plus socket buffers, not an unbounded read.
-    assert!(written < 64 << 20, "{written} bytes were read");
+    eprintln!("endless registry answers refused in {elapsed:?}");
+    assert!(elapsed < std::time::Duration::from_secs(20), "{elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_ocsp_and_crl_answers_are_cut_at_their_bound() {
+    use sign_action::revocation::{RevocationChecker, RevocationStatus};
+    let mut results = Vec::new();
+    for (what, ocsp, crl, chunk, bound) in [
+        ("OCSP response", true, false, 1024usize, 20 * 1024u64),
+        ("CRL", false, true, 64 * 1024, 32 * 1024 * 1024),
+    ] {
+        let (addr, sent) = endless_server(chunk).await;
+        let pki = pki::TestPki::new_with(ocsp, crl);
+        let chain: Vec<sign_action::x509::Certificate> = pki
+            .chain_files()
+            .iter()
+            .flat_map(|f| pki::pem_certs(f))
+            .map(|der| sign_action::x509::Certificate::from_der(&der).unwrap())
+            .collect();
+        let kind = if ocsp { "ocsp" } else { "crl" };
+        let checker = RevocationChecker::new()
+            .unwrap()
+            .with_url_rewrite(move |_| format!("http://{addr}/{kind}"));
+        let started = std::time::Instant::now();
+        let r = checker.check_chain(&chain, None).await;
+        let elapsed = started.elapsed();
+        assert_eq!(r.status, RevocationStatus::Unknown, "{what}: {r}");
+        let leaf = &r.certificates[0];
+        let error = leaf
+            .ocsp_fallback
+            .clone()
+            .or(leaf.detail.clone())
+            .unwrap_or_default();
+        eprintln!("endless {what}: answered in {elapsed:?}");
+        let written = sent.take_max();
+        check_bound(
+            &mut results,
+            BoundResult {
+                what,
+                bound,
+                written,
+                error,
+            },
+            8 * chunk as u64,
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
