@@ -1,5 +1,7 @@
-//! "Nothing lost, nothing let in": concurrent signers against the real registry and secrets
-//! that must never reach output, driven through the `sign-action` binary.
+//! "Nothing lost, nothing let in": concurrent signers, faults between signer and registry,
+//! endless answers and downgrade attempts, driven through the `sign-action` binary and the
+//! library against the real registry. Secrets: tests/secrets.rs; fuzz corpora:
+//! tests/fuzz_corpus.rs.
 
 #[path = "support/e2e.rs"]
 mod e2e;
@@ -103,132 +105,6 @@ async fn sixteen_concurrent_signer_processes_lose_no_signature() {
     }
 }
 
-/// Every output of a run (stdout, stderr), checked for canary secrets and key material.
-fn assert_no_canary(what: &str, out: &std::process::Output, canaries: &[&str], key_pem: &str) {
-    let all = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for c in canaries {
-        assert!(!all.contains(c), "{what}: a canary secret leaked: {all}");
-    }
-    for line in key_pem
-        .lines()
-        .filter(|l| l.len() > 20 && !l.starts_with("-----"))
-    {
-        assert!(!all.contains(line), "{what}: a key PEM line leaked: {all}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_runs_never_print_passwords_or_key_material_in_success_or_failure() {
-    let registry_password = "canary-registry-pass-7Hq2x";
-    let wrong_registry_password = "canary-wrong-registry-pass-Zk91";
-    let key_password = "canary-key-pass-Vw3m";
-    let wrong_key_password = "canary-wrong-key-pass-Lp0s";
-    let reg = Registry::start(RegistryConfig {
-        htpasswd: Some(("signer".into(), registry_password.into())),
-        ..Default::default()
-    });
-    let subject = push_test_image(&reg.client(), &reg.host, "secret/app", "v1").await;
-    let reference = format!("{}/secret/app@{}", reg.host, subject.digest);
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let k = make_named_test_key(d, "canary", KeySpec::EcP256);
-    let st = std::process::Command::new("openssl")
-        .args(["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in"])
-        .arg(&k.key)
-        .arg("-out")
-        .arg(d.join("enc.key"))
-        .arg("-passout")
-        .arg(format!("pass:{key_password}"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let enc_key = d.join("enc.key");
-    let key_pem =
-        std::fs::read_to_string(&enc_key).unwrap() + &std::fs::read_to_string(&k.key).unwrap();
-    let canaries = [
-        registry_password,
-        wrong_registry_password,
-        key_password,
-        wrong_key_password,
-    ];
-    let sign = |key: &std::path::Path, key_pass: Option<&str>, reg_pass: &str| {
-        let mut cmd = bin();
-        cmd.arg("sign")
-            .arg(&reference)
-            .arg("--key")
-            .arg(key)
-            .arg("--cert")
-            .arg(&k.chain)
-            .args(["--no-revocation-check", "-u", "signer"])
-            .env("SIGN_ACTION_REGISTRY_PASSWORD", reg_pass);
-        if let Some(p) = key_pass {
-            cmd.env("SIGN_ACTION_KEY_PASSWORD", p);
-        }
-        cmd.output().unwrap()
-    };
-
-    let ok = sign(&enc_key, Some(key_password), registry_password);
-    assert!(ok.status.success(), "{}", text(&ok));
-    assert_no_canary("successful sign", &ok, &canaries, &key_pem);
-
-    let bad_reg = sign(&enc_key, Some(key_password), wrong_registry_password);
-    assert!(!bad_reg.status.success(), "{}", text(&bad_reg));
-    assert_no_canary("wrong registry password", &bad_reg, &canaries, &key_pem);
-
-    let bad_key = sign(&enc_key, Some(wrong_key_password), registry_password);
-    assert!(!bad_key.status.success(), "{}", text(&bad_key));
-    assert_no_canary("wrong key password", &bad_key, &canaries, &key_pem);
-
-    let no_pass = sign(&enc_key, None, registry_password);
-    assert!(!no_pass.status.success(), "{}", text(&no_pass));
-    assert_no_canary("missing key password", &no_pass, &canaries, &key_pem);
-
-    // A key file handed over as the certificate chain: parse errors must not echo it.
-    let mut swapped = bin();
-    swapped
-        .arg("sign")
-        .arg(&reference)
-        .arg("--key")
-        .arg(&k.key)
-        .arg("--cert")
-        .arg(&k.key)
-        .args(["-u", "signer"])
-        .env("SIGN_ACTION_REGISTRY_PASSWORD", registry_password);
-    let swapped = swapped.output().unwrap();
-    assert!(!swapped.status.success(), "{}", text(&swapped));
-    assert_no_canary("key as chain", &swapped, &canaries, &key_pem);
-
-    for output in ["text", "json"] {
-        let config = TrustConfig::new();
-        config.add_store("ca", "one", &[&k.root]);
-        let policy = config.policy("p.json", "strict", &["ca:one"], None);
-        for pass in [registry_password, wrong_registry_password] {
-            let out = bin()
-                .arg("verify")
-                .arg(&reference)
-                .arg("--trust-policy")
-                .arg(&policy)
-                .arg("--trust-store")
-                .arg(config.root())
-                .args(["--output", output, "-u", "signer"])
-                .env("SIGN_ACTION_REGISTRY_PASSWORD", pass)
-                .output()
-                .unwrap();
-            assert_eq!(
-                out.status.success(),
-                pass == registry_password,
-                "{}",
-                text(&out)
-            );
-            assert_no_canary("verify", &out, &canaries, &key_pem);
-        }
-    }
-}
-
 /// Every signature manifest the registry stores for `repo` (read from its storage directory,
 /// so manifests pushed but never indexed count too), each checked over raw HTTP to have all
 /// its blobs. Returns how many signature manifests were found.
@@ -274,8 +150,8 @@ async fn signing_and_verifying_through_every_fault_kind_succeed_or_fail_clearly(
     let reg = Registry::start(RegistryConfig::default());
     let client = reg.client();
     let mut plan = Plan::new(&[
-        Forward, Status503, Forward, Status429, Forward, Status500, Forward, Reset, Forward,
-        Stall, Forward, Truncate,
+        Forward, Status503, Forward, Status429, Forward, Status500, Forward, Reset, Forward, Stall,
+        Forward, Truncate,
     ]);
     plan.stall = std::time::Duration::from_secs(3);
     let proxy = FaultProxy::with_plan(&reg.host, plan);
@@ -330,7 +206,10 @@ async fn signing_and_verifying_through_every_fault_kind_succeed_or_fail_clearly(
         ("reset", &c.resets),
         ("stall", &c.stalls),
     ] {
-        assert!(n.load(std::sync::atomic::Ordering::SeqCst) > 0, "no {what} injected");
+        assert!(
+            n.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            "no {what} injected"
+        );
     }
 
     // Straight at the registry, over raw HTTP: no signature manifest without its blobs.
@@ -362,7 +241,11 @@ async fn signing_and_verifying_through_every_fault_kind_succeed_or_fail_clearly(
             .any(|p| p.contains("/blobs/") || p.contains("/manifests/sha256:"));
         if vout.status.success() {
             passed += 1;
-            assert!(!content_cut, "passed on truncated content {cut:?}: {}", text(&vout));
+            assert!(
+                !content_cut,
+                "passed on truncated content {cut:?}: {}",
+                text(&vout)
+            );
         } else {
             failed += 1;
             let doc: serde_json::Value = serde_json::from_slice(&vout.stdout).unwrap();
@@ -422,7 +305,13 @@ async fn a_truncated_envelope_never_verifies() {
         assert!(ok.status.success(), "{level}: {}", text(&ok));
     }
     eprintln!("truncated envelopes: {}", proxy.summary());
-    assert!(proxy.counts.truncations.load(std::sync::atomic::Ordering::SeqCst) >= 6);
+    assert!(
+        proxy
+            .counts
+            .truncations
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 6
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -656,7 +545,11 @@ async fn endless_registry_bodies_are_cut_at_their_bound() {
         error: e.to_string(),
     };
     check_bound(&mut results, r3, slack);
-    assert!(results[2].error.contains("referrers"), "{}", results[2].error);
+    assert!(
+        results[2].error.contains("referrers"),
+        "{}",
+        results[2].error
+    );
 
     let elapsed = started.elapsed();
     eprintln!("endless registry answers refused in {elapsed:?}");

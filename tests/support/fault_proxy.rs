@@ -103,7 +103,8 @@ impl FaultProxy {
                 };
                 let _ = stream.set_nonblocking(false);
                 c.connections.fetch_add(1, Ordering::SeqCst);
-                let (c, t, up, plan, seq) = (c.clone(), t.clone(), up.clone(), plan.clone(), seq.clone());
+                let (c, t, up, plan, seq) =
+                    (c.clone(), t.clone(), up.clone(), plan.clone(), seq.clone());
                 thread::spawn(move || handle(stream, &plan, &seq, &c, &t, &up));
             }
         });
@@ -186,7 +187,12 @@ fn read_request(s: &mut TcpStream) -> Option<Request> {
     let mut len = 0usize;
     let mut headers = Vec::new();
     for l in lines {
-        let name = l.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+        let name = l
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if name == "content-length" {
             len = l.split_once(':')?.1.trim().parse().ok()?;
         } else if name != "connection" {
