@@ -82,6 +82,13 @@ pub enum RegistryError {
     },
     #[error("registry {registry}: invalid response: {message}")]
     Protocol { registry: String, message: String },
+    #[error("registry {registry}: the answer for {what} broke off after {read} bytes (connection closed, truncated or timed out): {message}")]
+    BodyBroken {
+        registry: String,
+        what: String,
+        read: u64,
+        message: String,
+    },
     #[error("TLS configuration: {0}")]
     Tls(String),
     #[error("registry {registry} refused the signature manifest because of its `{field}` field ({message}): {advice}")]
@@ -942,27 +949,51 @@ impl RegistryClient {
             ACCEPT,
             HeaderValue::from_str(accept).unwrap_or(HeaderValue::from_static(MANIFEST_ACCEPT)),
         );
-        let resp = self
-            .execute(
-                (registry, repo, access),
-                Method::GET,
-                url.clone(),
-                headers,
-                None,
-            )
-            .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
+        let mut attempt = 0;
+        loop {
+            let resp = self
+                .execute(
+                    (registry, repo, access),
+                    Method::GET,
+                    url.clone(),
+                    headers.clone(),
+                    None,
+                )
+                .await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if !resp.status().is_success() {
+                return Err(status_error(
+                    registry,
+                    "GET",
+                    &url,
+                    resp,
+                    format!("manifest {target}"),
+                )
+                .await);
+            }
+            let ct = header_str(resp.headers(), CONTENT_TYPE.as_str()).map(|c| strip_params(&c));
+            let etag = header_str(resp.headers(), reqwest::header::ETAG.as_str());
+            match read_bounded(registry, resp, limit, &format!("manifest {target}")).await {
+                Ok(bytes) => return Ok(Some((ct, etag, bytes))),
+                Err(e) => attempt = self.retry_broken_body(e, attempt).await?,
+            }
         }
-        if !resp.status().is_success() {
-            return Err(
-                status_error(registry, "GET", &url, resp, format!("manifest {target}")).await,
-            );
+    }
+
+    /// A GET whose body broke off is sent again (within the retry budget); any other error,
+    /// or the last attempt's, is returned. Gives the next attempt number.
+    async fn retry_broken_body(
+        &self,
+        e: RegistryError,
+        attempt: u32,
+    ) -> Result<u32, RegistryError> {
+        if !matches!(e, RegistryError::BodyBroken { .. }) || attempt >= self.options.retries {
+            return Err(e);
         }
-        let ct = header_str(resp.headers(), CONTENT_TYPE.as_str()).map(|c| strip_params(&c));
-        let etag = header_str(resp.headers(), reqwest::header::ETAG.as_str());
-        let bytes = read_bounded(registry, resp, limit, &format!("manifest {target}")).await?;
-        Ok(Some((ct, etag, bytes)))
+        tokio::time::sleep(self.backoff(attempt)).await;
+        Ok(attempt + 1)
     }
 
     /// The tag schema index for `subject` (None: absent or not an index).
@@ -1223,13 +1254,11 @@ async fn read_bounded(
     loop {
         // A body that ends early (or stalls past the timeout) is refused whole: nothing
         // partial is ever parsed.
-        let chunk = resp.chunk().await.map_err(|e| RegistryError::Protocol {
+        let chunk = resp.chunk().await.map_err(|e| RegistryError::BodyBroken {
             registry: registry.to_string(),
-            message: format!(
-                "the answer for {what} broke off after {} bytes (connection closed, truncated or timed out): {}",
-                out.len(),
-                error_chain(&e)
-            ),
+            what: what.to_string(),
+            read: out.len() as u64,
+            message: error_chain(&e),
         })?;
         let Some(chunk) = chunk else { break };
         if out.len() as u64 + chunk.len() as u64 > limit {
@@ -1697,28 +1726,34 @@ impl ArtifactStore for RegistryClient {
         }
         super::reference::validate_digest(&descriptor.digest).map_err(StoreError::Manifest)?;
         let url = self.url(registry, &format!("/v2/{repo}/blobs/{}", descriptor.digest))?;
-        let resp = self
-            .execute(
-                (registry, repo, Access::Pull),
-                Method::GET,
-                url.clone(),
-                HeaderMap::new(),
-                None,
-            )
-            .await?;
-        if !resp.status().is_success() {
-            return Err(status_error(
-                registry,
-                "GET",
-                &url,
-                resp,
-                format!("blob {} in {repo}", descriptor.digest),
-            )
-            .await
-            .into());
-        }
-        let what = format!("blob {}", descriptor.digest);
-        let bytes = read_bounded(registry, resp, descriptor.size, &what).await?;
+        let mut attempt = 0;
+        let bytes = loop {
+            let resp = self
+                .execute(
+                    (registry, repo, Access::Pull),
+                    Method::GET,
+                    url.clone(),
+                    HeaderMap::new(),
+                    None,
+                )
+                .await?;
+            if !resp.status().is_success() {
+                return Err(status_error(
+                    registry,
+                    "GET",
+                    &url,
+                    resp,
+                    format!("blob {} in {repo}", descriptor.digest),
+                )
+                .await
+                .into());
+            }
+            let what = format!("blob {}", descriptor.digest);
+            match read_bounded(registry, resp, descriptor.size, &what).await {
+                Ok(bytes) => break bytes,
+                Err(e) => attempt = self.retry_broken_body(e, attempt).await?,
+            }
+        };
         verify_content(descriptor, &bytes)?;
         Ok(bytes)
     }
