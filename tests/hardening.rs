@@ -254,6 +254,14 @@ async fn signing_and_verifying_through_every_fault_kind_succeed_or_fail_clearly(
         proxy.truncated.lock().unwrap()
     );
     assert!(passed > 0, "retries must get verifications through");
+    assert!(
+        proxy
+            .counts
+            .truncations
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0,
+        "no body was truncated"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1160,6 +1168,7 @@ fn a_registry_honouring_if_match_makes_the_signer_re_merge_after_412() {
         10,
         Mode {
             tag_schema_if_match: true,
+            ..Default::default()
         },
     );
     let subject = oci_server_subject(&server, "cond/app");
@@ -1199,6 +1208,36 @@ fn a_registry_honouring_if_match_makes_the_signer_re_merge_after_412() {
     );
 }
 
+#[test]
+fn a_registry_refusing_if_none_match_for_an_absent_tag_still_gets_the_index() {
+    use std::sync::atomic::Ordering::SeqCst;
+    use support::oci_server::{Mode, OciServer};
+    let server = OciServer::start_with(
+        10,
+        Mode {
+            tag_schema_if_match: true,
+            refuse_if_none_match: true,
+        },
+    );
+    let subject = oci_server_subject(&server, "nonematch/app");
+    let reference = format!("{}/nonematch/app@{subject}", server.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let k = make_named_test_key(dir.path(), "nonematch", KeySpec::EcP256);
+    let (out, report) = e2e::sign(&[&reference], &k.key, &k.chain, &["--no-revocation-check"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // One refused conditional creation, then an unconditional one confirmed by read-back.
+    assert_eq!(report["signatures"][0]["index-retries"], 1, "{report}");
+    assert_eq!(server.conditional.precondition_failed.load(SeqCst), 1);
+    let tag = sign_action::oci::manifest::referrers_tag(&subject);
+    let listed = index_digests(&server.tagged("nonematch/app", &tag).unwrap());
+    assert_eq!(
+        listed,
+        [report["signatures"][0]["signature-digest"]
+            .as_str()
+            .unwrap()]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_signers_against_an_if_match_registry_lose_nothing() {
     use std::sync::atomic::Ordering::SeqCst;
@@ -1208,6 +1247,7 @@ async fn concurrent_signers_against_an_if_match_registry_lose_nothing() {
         10,
         Mode {
             tag_schema_if_match: true,
+            ..Default::default()
         },
     );
     let subject_digest = oci_server_subject(&server, "cond16/app");

@@ -1545,9 +1545,9 @@ impl ArtifactStore for RegistryClient {
         let entry = m.index_entry(OCI_MANIFEST, &desc.digest, desc.size);
         let tag = manifest::referrers_tag(&subject.digest);
         // Where the registry sends an ETag, writes are conditional (If-Match, or If-None-Match
-        // when creating the index) and a 412 means another writer came first. Registries that ignore If-Match (docker-registry) are
-        // handled by reading back after each write and merging again when another writer
-        // replaced our entry.
+        // when creating the index) and a 412 means another writer came first. Registries that
+        // ignore conditions (docker-registry) are handled by reading back after each write and
+        // merging again when another writer replaced our entry.
         let (mut existing, mut etag) = self
             .get_tag_schema_index_etag(registry, repo, Access::Push, &subject.digest)
             .await?;
@@ -1555,6 +1555,9 @@ impl ArtifactStore for RegistryClient {
         // read the index before our write and replaced it after our first look.
         let mut seen_listed = false;
         let mut retries = 0u32;
+        // Cleared if the registry answers 412 to `If-None-Match: *` while the tag stays absent
+        // (a registry that mishandles it): creation is then unconditional, checked by read-back.
+        let mut create_conditionally = true;
         for _ in 0..TAG_SCHEMA_ATTEMPTS {
             let merged = manifest::merge_index_entry(existing.as_deref(), &entry)
                 .map_err(StoreError::Manifest)?;
@@ -1583,8 +1586,8 @@ impl ArtifactStore for RegistryClient {
                                 (_, Some(etag)) => Some(Precondition::Matches(etag)),
                                 // Nothing under the tag: two first signers must not both
                                 // create the index.
-                                (None, None) => Some(Precondition::Absent),
-                                (Some(_), None) => None,
+                                (None, None) if create_conditionally => Some(Precondition::Absent),
+                                (_, None) => None,
                             },
                         )
                         .await;
@@ -1593,6 +1596,7 @@ impl ArtifactStore for RegistryClient {
                         // Precondition failed: someone else updated it; re-read and merge.
                         Err(RegistryError::Status { status: 412, .. }) => {
                             retries += 1;
+                            let was_absent = existing.is_none() && etag.is_none();
                             tokio::time::sleep(jitter()).await;
                             (existing, etag) = self
                                 .get_tag_schema_index_etag(
@@ -1602,6 +1606,9 @@ impl ArtifactStore for RegistryClient {
                                     &subject.digest,
                                 )
                                 .await?;
+                            if was_absent && existing.is_none() && etag.is_none() {
+                                create_conditionally = false;
+                            }
                             continue;
                         }
                         Err(e) => return Err(e.into()),

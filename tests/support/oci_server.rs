@@ -33,6 +33,9 @@ pub struct Mode {
     /// with `If-Match` is refused with 412 unless it names the tag's current digest, one with
     /// `If-None-Match: *` when the tag exists.
     pub tag_schema_if_match: bool,
+    /// With `tag_schema_if_match`: answer 412 to every `If-None-Match: *`, even for an absent
+    /// tag (a registry that mishandles the condition).
+    pub refuse_if_none_match: bool,
 }
 
 /// Counters of what the conditional-write mode did.
@@ -493,7 +496,7 @@ fn manifests(
                 && req.headers.get("if-none-match").map(String::as_str) == Some("*")
             {
                 conditional.conditional_puts.fetch_add(1, Ordering::SeqCst);
-                if s.tags.contains_key(&key) {
+                if s.tags.contains_key(&key) || mode.refuse_if_none_match {
                     conditional
                         .precondition_failed
                         .fetch_add(1, Ordering::SeqCst);
