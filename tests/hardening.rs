@@ -847,6 +847,14 @@ async fn endless_server(chunk: usize) -> (String, Written) {
                     head.push(b[0]);
                 }
                 let head = String::from_utf8_lossy(&head);
+                // Repositories named `tagschema` have no Referrers API, so clients read the
+                // tag-schema index (endless like everything else).
+                if head.contains("/tagschema/referrers/") {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
                 let ct = if head.contains("/ocsp") {
                     "application/ocsp-response"
                 } else if head.contains("/crl") {
@@ -991,6 +999,24 @@ async fn endless_registry_bodies_are_cut_at_their_bound() {
         results[2].error.contains("referrers"),
         "{}",
         results[2].error
+    );
+
+    // The tag-schema index of a subject, where there is no Referrers API.
+    let r = Reference::parse(&format!("{addr}/tagschema:v1")).unwrap();
+    let e = client.list_signatures(&r, &subject).await.unwrap_err();
+    let r4 = BoundResult {
+        what: "tag-schema index",
+        bound: MAX_INDEX_BYTES,
+        written: sent.take_max(),
+        error: e.to_string(),
+    };
+    check_bound(&mut results, r4, slack);
+    assert!(
+        results[3]
+            .error
+            .contains(&sign_action::oci::manifest::referrers_tag(&digest)),
+        "{}",
+        results[3].error
     );
 
     let elapsed = started.elapsed();
