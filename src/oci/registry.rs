@@ -43,6 +43,8 @@ const MAX_ERROR_BYTES: u64 = 64 * 1024;
 const MAX_REFERRERS_PAGES: usize = 64;
 /// Read-merge-write rounds for the tag schema index under concurrent signers.
 const TAG_SCHEMA_ATTEMPTS: usize = 12;
+/// Upper bound of the wait before the confirming second look at the tag schema index.
+const MAX_TAG_SCHEMA_SETTLE: Duration = Duration::from_secs(10);
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
@@ -1551,9 +1553,15 @@ impl ArtifactStore for RegistryClient {
         let (mut existing, mut etag) = self
             .get_tag_schema_index_etag(registry, repo, Access::Push, &subject.digest)
             .await?;
-        // Seen listed once; a second look after `tag_schema_settle` catches a writer that
-        // read the index before our write and replaced it after our first look.
+        let mut read_at = std::time::Instant::now();
+        // Seen listed once; a second look after the settle time catches a writer that read
+        // the index before our write and replaced it after our first look. Such a writer
+        // needs longer than the settle time between its read and its write, so the settle
+        // time grows with the slowest read-to-write round we saw (another writer under the
+        // same load is about as slow): a fixed 250 ms lost signatures with 16 signers on a
+        // loaded machine.
         let mut seen_listed = false;
+        let mut slowest_round = Duration::ZERO;
         let mut retries = 0u32;
         // Cleared if the registry answers 412 to `If-None-Match: *` while the tag stays absent
         // (a registry that mishandles it): creation is then unconditional, checked by read-back.
@@ -1571,7 +1579,12 @@ impl ArtifactStore for RegistryClient {
                 }
                 None => {
                     seen_listed = true;
-                    tokio::time::sleep(self.options.tag_schema_settle + jitter()).await;
+                    let settle = self
+                        .options
+                        .tag_schema_settle
+                        .max(slowest_round.saturating_mul(4))
+                        .min(MAX_TAG_SCHEMA_SETTLE);
+                    tokio::time::sleep(settle + jitter()).await;
                 }
                 Some(merged) => {
                     seen_listed = false;
@@ -1592,7 +1605,7 @@ impl ArtifactStore for RegistryClient {
                         )
                         .await;
                     match put {
-                        Ok(_) => {}
+                        Ok(_) => slowest_round = slowest_round.max(read_at.elapsed()),
                         // Precondition failed: someone else updated it; re-read and merge.
                         Err(RegistryError::Status { status: 412, .. }) => {
                             retries += 1;
@@ -1606,6 +1619,7 @@ impl ArtifactStore for RegistryClient {
                                     &subject.digest,
                                 )
                                 .await?;
+                            read_at = std::time::Instant::now();
                             if was_absent && existing.is_none() && etag.is_none() {
                                 create_conditionally = false;
                             }
@@ -1618,6 +1632,7 @@ impl ArtifactStore for RegistryClient {
             (existing, etag) = self
                 .get_tag_schema_index_etag(registry, repo, Access::Push, &subject.digest)
                 .await?;
+            read_at = std::time::Instant::now();
             let lost = !existing
                 .as_deref()
                 .is_some_and(|b| manifest::index_lists(b, &desc.digest));
@@ -1629,6 +1644,7 @@ impl ArtifactStore for RegistryClient {
                 (existing, etag) = self
                     .get_tag_schema_index_etag(registry, repo, Access::Push, &subject.digest)
                     .await?;
+                read_at = std::time::Instant::now();
             }
         }
         Err(StoreError::Registry(RegistryError::Other {
