@@ -936,3 +936,60 @@ fn masked_first(stdout: &str, token: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+#[test]
+fn policies_with_malformed_keyless_identities_do_not_load() {
+    use sign_action::policy::TrustPolicyDocument;
+    let doc = |identity: &str| {
+        json!({
+            "version": "1.0",
+            "trustPolicies": [{
+                "name": "keyless",
+                "registryScopes": ["*"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:fulcio"],
+                "trustedIdentities": [identity],
+            }]
+        })
+        .to_string()
+    };
+    let good = format!("x509.san.uri:{WORKFLOW} fulcio.issuer:{GITHUB_ISSUER}");
+    TrustPolicyDocument::parse_str(&doc(&good)).expect("the documented form loads");
+    for (identity, why) in [
+        (
+            format!("fulcio.issuer:{GITHUB_ISSUER}"),
+            "alone trusts every identity",
+        ),
+        (
+            format!("x509.san.uri:https://github.com/*/octo-repo/.github/workflows/release.yml@refs/heads/main fulcio.issuer:{GITHUB_ISSUER}"),
+            "only as its last character",
+        ),
+        (
+            format!("x509.san.uri:https://github.com/octo-org/octo-repo* fulcio.issuer:{GITHUB_ISSUER}"),
+            "must follow '/' or '@'",
+        ),
+    ] {
+        let err = TrustPolicyDocument::parse_str(&doc(&identity)).unwrap_err();
+        let text = format!("{err}: {}", std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default());
+        assert!(text.contains(why), "{identity}: {text}");
+        assert!(text.contains("keyless"), "names the statement: {text}");
+    }
+    // Through the binary: a configuration error (exit 2) before any registry is contacted.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(&policy, doc(&format!("fulcio.issuer:{GITHUB_ISSUER}"))).unwrap();
+    let out = bin()
+        .args(["verify", "localhost:1/app@sha256:0000000000000000000000000000000000000000000000000000000000000000"])
+        .arg("--trust-policy")
+        .arg(&policy)
+        .arg("--trust-store")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("add x509.san.uri:<workflow URI>"),
+        "{}",
+        text(&out)
+    );
+}

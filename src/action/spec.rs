@@ -415,7 +415,7 @@ mod tests {
             }
             "user-metadata" | "plugin-config" => "k=v".into(),
             "max-signatures" => "5".into(),
-            "oci-layout" | "recursive" => "true".into(),
+            "oci-layout" | "recursive" | "allow-any-keyless-identity" => "true".into(),
             _ => "x".into(),
         });
         let inputs = DeclaredInputs::from_env(env.iter().cloned(), VERIFY_INPUTS);

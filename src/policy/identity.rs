@@ -788,4 +788,121 @@ mod tests {
         ]))
         .is_none());
     }
+
+    const GH: &str = "https://token.actions.githubusercontent.com";
+    const WF: &str =
+        "https://github.com/octo-org/octo-repo/.github/workflows/release.yml@refs/heads/main";
+
+    #[test]
+    fn keyless_forms_parse() {
+        let text = format!("x509.san.uri:{WF} fulcio.issuer:{GH}");
+        let TrustedIdentity::Keyless(pin) = TrustedIdentity::parse(&text).unwrap() else {
+            panic!("not a keyless pin")
+        };
+        assert_eq!(pin.issuer.as_deref(), Some(GH));
+        assert!(pin.san_uri.matches(WF));
+        assert!(!pin.san_uri.matches(&format!("{WF}x")));
+        // Order and spacing are free; the text is kept as written.
+        let swapped = format!("  fulcio.issuer:{GH}\tx509.san.uri:{WF} ");
+        let parsed = TrustedIdentity::parse(&swapped).unwrap();
+        assert_eq!(parsed.to_string(), swapped);
+        // A SAN pin alone is a valid form (it accepts only non-keyless certificates).
+        let TrustedIdentity::Keyless(alone) =
+            TrustedIdentity::parse(&format!("x509.san.uri:{WF}")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(alone.issuer, None);
+    }
+
+    #[test]
+    fn trailing_wildcards_only() {
+        let pattern = |p: &str| UriPattern::parse(p);
+        let heads = pattern(
+            "https://github.com/octo-org/octo-repo/.github/workflows/release.yml@refs/heads/*",
+        )
+        .unwrap();
+        assert!(heads.matches(WF));
+        assert!(heads.matches(
+            "https://github.com/octo-org/octo-repo/.github/workflows/release.yml@refs/heads/feature/x"
+        ));
+        assert!(!heads.matches(
+            "https://github.com/octo-org/octo-repo/.github/workflows/release.yml@refs/heads/"
+        ));
+        assert!(!heads.matches(
+            "https://github.com/octo-org/octo-repo/.github/workflows/release.yml@refs/tags/v1"
+        ));
+        let any_ref =
+            pattern("https://github.com/octo-org/octo-repo/.github/workflows/release.yml@*")
+                .unwrap();
+        assert!(any_ref.matches(WF));
+        let org = pattern("https://github.com/octo-org/*").unwrap();
+        assert!(org.matches(WF));
+        assert!(!org
+            .matches("https://github.com/octo-org-evil/x/.github/workflows/a.yml@refs/heads/main"));
+        for (bad, why) in [
+            (
+                "https://github.com/*/octo-repo/x",
+                "only as its last character",
+            ),
+            (
+                "https://github.com/octo-org/octo-repo*",
+                "must follow '/' or '@'",
+            ),
+            ("https://github.com/octo*/", "only as its last character"),
+            ("https://github.com/*", "every identity of the host"),
+            ("https://*", "empty host"),
+            ("*", "not an absolute URI"),
+            ("github.com/octo-org/*", "not an absolute URI"),
+            ("", "empty"),
+            ("urn:example:a", "no host"),
+        ] {
+            let err = pattern(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn malformed_keyless_forms_are_refused() {
+        for (text, why) in [
+            (format!("fulcio.issuer:{GH}"), "alone trusts every identity"),
+            (
+                format!("x509.san.uri:{WF} x509.san.uri:{WF} fulcio.issuer:{GH}"),
+                "given twice",
+            ),
+            (
+                format!("x509.san.uri:{WF} fulcio.issuer:{GH} fulcio.issuer:{GH}"),
+                "given twice",
+            ),
+            (
+                format!("x509.san.uri:{WF} fulcio.issuer:https://token.actions.*"),
+                "takes no wildcard",
+            ),
+            (
+                format!("x509.san.uri:{WF} fulcio.issuer:http://issuer.example"),
+                "must be an https URL",
+            ),
+            (format!("x509.san.uri:{WF} fulcio.issuer:"), "empty value"),
+            (format!("x509.san.uri:{WF} x509.subject:C=US"), "unknown clause"),
+            (format!("x509.san.uri:{WF} and"), "is not a clause"),
+            ("x509.san.uri:".to_string(), "empty value"),
+            (
+                format!("x509.san.uri:https://github.com/o/r/.github/workflows/*.yml@refs/heads/main fulcio.issuer:{GH}"),
+                "only as its last character",
+            ),
+        ] {
+            match TrustedIdentity::parse(&text) {
+                Err(IdentityError::InvalidKeyless { identity, reason }) => {
+                    assert_eq!(identity, text);
+                    assert!(reason.contains(why), "{text}: {reason}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // Prefixes that merely resemble the keyless ones stay plugin identities.
+        assert!(matches!(
+            TrustedIdentity::parse("x509.san.uri.other:value"),
+            Ok(TrustedIdentity::Other { .. })
+        ));
+    }
 }
