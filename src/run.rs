@@ -945,6 +945,9 @@ fn print_inspect(report: &InspectReport, details: bool) {
             println!("      issuer: {}", c.issuer);
             println!("      sha256: {}", c.sha256_fingerprint);
             println!("      valid: {} to {}", c.not_before, c.not_after);
+            if let Some(id) = &c.keyless_identity {
+                println!("      keyless identity: {}", keyless_line(id));
+            }
         }
     }
     if report.truncated {

@@ -618,6 +618,20 @@ async fn keyless_signatures_verify_only_for_the_pinned_workflow() {
     let leaf = Certificate::from_der(&w.fulcio.issued()[0]).unwrap();
     assert_eq!(summary["chain"][0], leaf.sha256_fingerprint());
 
+    // `inspect` shows what the leaf binds (unverified).
+    let out = bin()
+        .args(["inspect", &reference, "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let inspected: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let chain = &inspected["signatures"][0]["certificate-chain"];
+    assert_eq!(chain[0]["keyless-identity"]["san-uris"][0], WORKFLOW);
+    assert!(
+        chain[1]["keyless-identity"].is_null(),
+        "the CA is not keyless"
+    );
+
     let config = w.trust();
     let issuer = format!("fulcio.issuer:{GITHUB_ISSUER}");
     // Pinned workflow and issuer: verified, with the identity in the result and in text.
