@@ -6,7 +6,9 @@
 pub mod crypto;
 pub mod envelope;
 pub mod inspect;
+pub mod net;
 pub mod oci;
+pub mod oidc;
 pub mod policy;
 pub mod revocation;
 pub mod sign;
