@@ -117,7 +117,7 @@ pub struct StoreArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[group(id = "key_source", required = true, multiple = false, args = ["key", "pkcs11_module", "plugin", "kms"])]
+#[group(id = "key_source", required = true, multiple = false, args = ["key", "pkcs11_module", "plugin", "keyless", "kms"])]
 pub struct SignArgs {
     /// Artifacts to sign: `registry/repo@sha256:…` (or `:tag`, resolved with a warning).
     #[arg(required = true, value_name = "REFERENCE")]
@@ -158,6 +158,21 @@ pub struct SignArgs {
     /// The plugin executable, instead of notation's plugin directory.
     #[arg(long, value_name = "PATH", requires = "plugin")]
     pub plugin_path: Option<PathBuf>,
+    /// Sign keylessly: an ephemeral key certified for minutes by a Fulcio CA for the identity
+    /// of an OIDC token (GitHub Actions' token, or --oidc-token-file). Requires --timestamp-url.
+    #[arg(long)]
+    pub keyless: bool,
+    /// Fulcio-compatible CA that issues the keyless certificate [default: https://fulcio.sigstore.dev].
+    #[arg(long, value_name = "URL", requires = "keyless")]
+    pub fulcio_url: Option<String>,
+    /// Audience of the GitHub Actions OIDC token [default: sigstore for --keyless,
+    /// api://AzureADTokenExchange for --kms azure, sts.amazonaws.com for --kms aws].
+    #[arg(long, value_name = "AUDIENCE", conflicts_with = "oidc_token_file")]
+    pub oidc_audience: Option<String>,
+    /// Read the OIDC token (a JWT) from this file instead of asking GitHub Actions for one
+    /// (other CI systems).
+    #[arg(long, value_name = "FILE")]
+    pub oidc_token_file: Option<PathBuf>,
     /// Sign with a cloud KMS key reached through OIDC federation (GitHub's OIDC token, or
     /// --oidc-token-file): `azure` (Key Vault) or `aws` (KMS). The key never leaves the service.
     #[arg(long, value_enum, value_name = "PROVIDER", requires = "kms_key")]
@@ -188,13 +203,6 @@ pub struct SignArgs {
     /// KMS endpoint (default https://kms.REGION.amazonaws.com).
     #[arg(long, env = "AWS_ENDPOINT_URL_KMS", value_name = "URL")]
     pub aws_kms_endpoint: Option<String>,
-    /// Read the OIDC token (a JWT) from this file instead of GitHub Actions' token endpoint.
-    #[arg(long, value_name = "FILE")]
-    pub oidc_token_file: Option<PathBuf>,
-    /// Audience to request for the GitHub OIDC token (default: api://AzureADTokenExchange for
-    /// Azure, sts.amazonaws.com for AWS).
-    #[arg(long, value_name = "AUDIENCE")]
-    pub oidc_audience: Option<String>,
     /// Envelope format.
     #[arg(long, value_enum, default_value_t = SignatureFormatArg::Jws)]
     pub signature_format: SignatureFormatArg,
@@ -258,6 +266,10 @@ pub struct VerifyArgs {
     /// Keep CRLs and OCSP answers in this directory between runs (until their nextUpdate).
     #[arg(long, value_name = "DIR")]
     pub revocation_cache: Option<PathBuf>,
+    /// Accept keyless (Fulcio) signatures under a trust policy whose trusted identity is "*".
+    /// Without it they are refused: "*" over a keyless CA trusts anyone who can get a token.
+    #[arg(long)]
+    pub allow_any_keyless_identity: bool,
     /// For an image index, also require every manifest it lists to verify (reported per
     /// platform).
     #[arg(long)]

@@ -49,6 +49,8 @@ pub enum OidcError {
     Endpoint { status: u16 },
     #[error("reading the OIDC token file {path}: {message}")]
     File { path: PathBuf, message: String },
+    #[error("the environment variable {name} that should hold the OIDC token is unset or empty")]
+    EnvMissing { name: String },
     #[error("the OIDC token is not a JWT: {0}")]
     Malformed(String),
     #[error("the OIDC token expired at {exp} (unix time); request a fresh one")]
@@ -210,6 +212,8 @@ pub enum TokenSource {
     GitHubActions { audience: String },
     /// A file holding the raw JWT (other CI systems).
     File(PathBuf),
+    /// An environment variable holding the raw JWT (GitLab's `id_tokens`, Buildkite, …).
+    Env(String),
 }
 
 /// Obtain a token and refuse an expired one. In action mode the caller masks it at once.
@@ -229,6 +233,18 @@ pub async fn obtain(source: &TokenSource) -> Result<IdToken, OidcError> {
             request_github_token(&url, &bearer, audience).await?
         }
         TokenSource::File(path) => from_file(path)?,
+        TokenSource::Env(name) => {
+            let raw = std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| OidcError::EnvMissing { name: name.clone() })?;
+            if raw.len() as u64 > MAX_TOKEN_BYTES {
+                return Err(OidcError::Malformed(format!(
+                    "${name} is larger than {MAX_TOKEN_BYTES} bytes; not a token"
+                )));
+            }
+            IdToken::parse(raw)?
+        }
     };
     token.refuse_expired(unix_now())
 }

@@ -14,8 +14,8 @@ use sign_action::oci::{ArtifactStore, ManifestForm, Reference};
 use sign_action::oidc::{IdToken, TokenSource};
 use sign_action::sign::{self, SignReport, SignSettings, SignTarget};
 use sign_action::signers::{
-    AwsKmsConfig, AwsKmsSigner, AzureKeyVaultSigner, AzureKvConfig, KeySelector, Pkcs11Config,
-    Pkcs11Signer, Plugin, PluginSigner, TokenSelector,
+    AwsKmsConfig, AwsKmsSigner, AzureKeyVaultSigner, AzureKvConfig, KeySelector, KeylessSigner,
+    Pkcs11Config, Pkcs11Signer, Plugin, PluginSigner, TokenSelector,
 };
 
 use std::collections::{BTreeMap, HashMap};
@@ -160,6 +160,8 @@ pub enum KeySource {
         key_id: String,
         config: BTreeMap<String, String>,
     },
+    /// An ephemeral key certified by a Fulcio CA for the identity of an OIDC token.
+    Keyless(KeylessSource),
     /// A cloud KMS key reached through OIDC federation. The builders set `token_source`; the
     /// async caller obtains the token (masking it in action mode) before `execute_sign`.
     Kms {
@@ -176,21 +178,37 @@ pub enum KmsKey {
 }
 
 impl KeySource {
-    /// The OIDC token this key source still needs, if any.
+    /// The OIDC token this key source still needs, if any (keyless signing, KMS federation).
     pub fn pending_oidc_token(&self) -> Option<TokenSource> {
         match self {
             KeySource::Kms {
                 token_source,
                 token: None,
                 ..
-            } => Some(token_source.clone()),
+            }
+            | KeySource::Keyless(KeylessSource {
+                token_source,
+                token: None,
+                ..
+            }) => Some(token_source.clone()),
             _ => None,
         }
     }
 
     pub fn set_oidc_token(&mut self, id_token: IdToken) {
-        if let KeySource::Kms { token, .. } = self {
-            *token = Some(id_token);
+        match self {
+            KeySource::Kms { token, .. } | KeySource::Keyless(KeylessSource { token, .. }) => {
+                *token = Some(id_token)
+            }
+            _ => {}
+        }
+    }
+
+    /// What the OIDC token is for, in error messages.
+    pub fn oidc_purpose(&self) -> &'static str {
+        match self {
+            KeySource::Keyless(_) => "keyless signing",
+            _ => "KMS federation",
         }
     }
 }
@@ -265,6 +283,53 @@ impl KmsSettings {
     }
 }
 
+/// Where a keyless certificate comes from and with which token.
+pub struct KeylessSource {
+    pub fulcio_url: String,
+    pub token_source: sign_action::oidc::TokenSource,
+    /// Set when the token was obtained already (the action masks it before anything else
+    /// runs); otherwise it is obtained when the signer is opened.
+    pub token: Option<sign_action::oidc::IdToken>,
+}
+
+impl KeylessSource {
+    /// The source for `--keyless`: a token file, else GitHub Actions' token endpoint for
+    /// `audience` (default `sigstore`), and Fulcio at `fulcio_url` (default Sigstore's).
+    pub fn new(
+        fulcio_url: Option<&str>,
+        audience: Option<&str>,
+        token_file: Option<&Path>,
+    ) -> KeylessSource {
+        use sign_action::signers::keyless::{DEFAULT_FULCIO_URL, DEFAULT_OIDC_AUDIENCE};
+        KeylessSource {
+            fulcio_url: fulcio_url.unwrap_or(DEFAULT_FULCIO_URL).to_string(),
+            token_source: match token_file {
+                Some(path) => sign_action::oidc::TokenSource::File(path.to_path_buf()),
+                None => sign_action::oidc::TokenSource::GitHubActions {
+                    audience: audience.unwrap_or(DEFAULT_OIDC_AUDIENCE).to_string(),
+                },
+            },
+            token: None,
+        }
+    }
+}
+
+/// Keyless signing needs a timestamp: checked when the request is built, before any token
+/// is requested.
+pub fn require_keyless_timestamp(has_timestamp: bool, flag: &str) -> Result<()> {
+    if !has_timestamp {
+        anyhow::bail!(
+            "{flag} requires a timestamp authority ({}): a keyless certificate is valid for about ten minutes, so a signature without an RFC 3161 timestamp stops verifying when it expires",
+            if flag.starts_with("--") {
+                "--timestamp-url and --timestamp-root-cert"
+            } else {
+                "inputs `timestamp-url` and `timestamp-root-cert`"
+            }
+        );
+    }
+    Ok(())
+}
+
 /// `KEY=VALUE` pairs into a plugin configuration map.
 pub fn parse_plugin_config(pairs: &[String]) -> Result<BTreeMap<String, String>> {
     let mut config = BTreeMap::new();
@@ -280,6 +345,20 @@ pub fn parse_plugin_config(pairs: &[String]) -> Result<BTreeMap<String, String>>
 
 impl SignRequest {
     pub fn from_args(args: &SignArgs) -> Result<SignRequest> {
+        if args.keyless {
+            require_keyless_timestamp(args.timestamp_url.is_some(), "--keyless")?;
+            if args.cert.is_some() {
+                anyhow::bail!(
+                    "--cert cannot be given with --keyless: the certificate chain comes from the Fulcio CA"
+                );
+            }
+        } else if args.kms.is_none()
+            && (args.oidc_audience.is_some() || args.oidc_token_file.is_some())
+        {
+            anyhow::bail!(
+                "--oidc-audience and --oidc-token-file apply only with --keyless or --kms"
+            );
+        }
         let key = match (&args.key, &args.pkcs11_module) {
             (None, None) if args.kms.is_some() => KmsSettings {
                 provider: args.kms.unwrap_or(KmsProvider::Azure),
@@ -304,6 +383,11 @@ impl SignRequest {
                 oidc_audience: args.oidc_audience.clone(),
             }
             .into_key_source(&|name| format!("--{name}"))?,
+            (None, None) if args.keyless => KeySource::Keyless(KeylessSource::new(
+                args.fulcio_url.as_deref(),
+                args.oidc_audience.as_deref(),
+                args.oidc_token_file.as_deref(),
+            )),
             (None, None) if args.plugin.is_some() => KeySource::Plugin {
                 name: args.plugin.clone().unwrap_or_default(),
                 path: args.plugin_path.clone(),
@@ -327,7 +411,9 @@ impl SignRequest {
                     .context("--pkcs11-key is required with --pkcs11-module")?,
                 pin: args.pkcs11_pin.clone().map(Zeroizing::new),
             },
-            _ => anyhow::bail!("give exactly one of --key, --pkcs11-module, --plugin or --kms"),
+            _ => anyhow::bail!(
+                "give exactly one of --key, --pkcs11-module, --plugin, --keyless or --kms"
+            ),
         };
         let chain_pem = args
             .cert
@@ -398,9 +484,10 @@ async fn run_sign(args: SignArgs) -> Result<i32> {
     let output = args.output;
     let mut request = SignRequest::from_args(&args)?;
     if let Some(source) = request.key.pending_oidc_token() {
+        let purpose = request.key.oidc_purpose();
         let token = sign_action::oidc::obtain(&source)
             .await
-            .context("cannot obtain the OIDC token for KMS federation")?;
+            .with_context(|| format!("cannot obtain the OIDC token for {purpose}"))?;
         request.key.set_oidc_token(token);
     }
     let report = match execute_sign(request, &|w| eprintln!("warning: {w}")).await {
@@ -532,7 +619,34 @@ async fn open_signer(key: KeySource, chain_der: Option<Vec<Vec<u8>>>) -> Result<
                 }
             }
         }
+        KeySource::Keyless(source) => {
+            if chain_der.is_some() {
+                anyhow::bail!(
+                    "a certificate chain cannot be given with keyless signing: the Fulcio CA issues it"
+                );
+            }
+            let token = match source.token {
+                Some(token) => token,
+                None => sign_action::oidc::obtain(&source.token_source)
+                    .await
+                    .context("cannot obtain the OIDC token for keyless signing")?,
+            };
+            let signer = KeylessSigner::obtain(&source.fulcio_url, &token)
+                .await
+                .context("cannot obtain a keyless signing certificate")?;
+            announce_keyless_identity(signer.identity());
+            Ok(Arc::new(signer))
+        }
     }
+}
+
+/// Keyless signing prints whom the certificate names before anything is signed, so a log
+/// shows the identity even when every artifact then fails.
+fn announce_keyless_identity(identity: &sign_action::x509::fulcio::KeylessIdentity) {
+    eprintln!(
+        "obtained a keyless signing certificate for {}",
+        identity.describe()
+    );
 }
 
 /// A revoked signing certificate is refused before anything is signed; an unknown status
@@ -588,6 +702,14 @@ pub fn registry_options(store: &StoreConfig, references: &[String]) -> RegistryO
         docker_config_dir: store.docker_config_dir.clone(),
         ..RegistryOptions::default()
     };
+    // Per-request timeout for slow registries (and for tests of stalled connections).
+    if let Some(secs) = std::env::var("SIGN_ACTION_REGISTRY_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+    {
+        options.timeout = std::time::Duration::from_secs(secs);
+    }
     if store.oci_layout {
         return options;
     }
@@ -646,12 +768,31 @@ pub fn print_sign_report(report: &SignReport, output: OutputFormat) {
                     s.signature_format,
                     s.storage.as_str()
                 );
+                if let Some(id) = &s.keyless_identity {
+                    println!("  keyless identity: {}", keyless_line(id));
+                }
             }
             for f in &report.failures {
                 println!("FAILED {}: {}", f.reference, f.error);
             }
         }
     }
+}
+
+/// The identity a keyless certificate binds, on one line: workflow URI, repository, ref,
+/// issuer.
+pub fn keyless_line(id: &sign_action::x509::fulcio::KeylessIdentity) -> String {
+    let mut parts = vec![id.describe()];
+    if let Some(r) = &id.repository {
+        parts.push(format!("repository {r}"));
+    }
+    if let Some(r) = &id.git_ref {
+        parts.push(format!("ref {r}"));
+    }
+    if let Some(c) = &id.commit {
+        parts.push(format!("commit {c}"));
+    }
+    parts.join(", ")
 }
 
 /// Everything a verification run needs, built from CLI arguments or action inputs.
@@ -709,6 +850,7 @@ pub fn verify_settings(
         revocation: Some(Arc::new(checker)),
         plugin_dir: None,
         plugin_config: BTreeMap::new(),
+        allow_any_keyless_identity: false,
     })
 }
 
@@ -721,6 +863,7 @@ impl VerifyRequest {
             scope: args.scope.clone(),
             settings: VerifySettings {
                 plugin_config: parse_plugin_config(&args.plugin_config)?,
+                allow_any_keyless_identity: args.allow_any_keyless_identity,
                 ..verify_settings(
                     args.max_signatures,
                     &args.user_metadata,
@@ -857,6 +1000,13 @@ pub fn print_verify_results(results: &[ArtifactVerification], output: OutputForm
                         r.error.as_deref().unwrap_or("verification failed")
                     );
                 }
+                if let Some(id) = r
+                    .signature
+                    .as_ref()
+                    .and_then(|s| s.keyless_identity.as_ref())
+                {
+                    println!("  keyless identity: {}", keyless_line(id));
+                }
                 if let Some(ts) = r.signature.as_ref().and_then(|s| s.timestamp.as_ref()) {
                     println!(
                         "  timestamped {} by {:?} (range {} to {})",
@@ -975,6 +1125,9 @@ fn print_inspect(report: &InspectReport, details: bool) {
             println!("      issuer: {}", c.issuer);
             println!("      sha256: {}", c.sha256_fingerprint);
             println!("      valid: {} to {}", c.not_before, c.not_after);
+            if let Some(id) = &c.keyless_identity {
+                println!("      keyless identity: {}", keyless_line(id));
+            }
         }
     }
     if report.truncated {

@@ -100,6 +100,18 @@ async fn environment_source_and_missing_permission() {
     assert!(matches!(err, OidcError::NotInGitHubActions));
     assert!(err.to_string().contains("permissions: id-token: write"));
 
+    let from_env = TokenSource::Env("SIGN_ACTION_TEST_ID_TOKEN".into());
+    std::env::remove_var("SIGN_ACTION_TEST_ID_TOKEN");
+    let err = oidc::obtain(&from_env).await.unwrap_err();
+    assert!(matches!(err, OidcError::EnvMissing { .. }), "{err}");
+    std::env::set_var(
+        "SIGN_ACTION_TEST_ID_TOKEN",
+        fake.mint("sigstore", json!({})),
+    );
+    let token = oidc::obtain(&from_env).await.expect("token from env");
+    std::env::remove_var("SIGN_ACTION_TEST_ID_TOKEN");
+    assert_eq!(token.claims().aud, vec!["sigstore".to_string()]);
+
     std::env::set_var(oidc::ENV_REQUEST_URL, fake.request_url());
     std::env::set_var(oidc::ENV_REQUEST_TOKEN, fake.request_token());
     let token = oidc::obtain(&source).await.expect("token");

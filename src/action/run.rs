@@ -15,8 +15,8 @@ use sign_action::verify::VerifySettings;
 
 use crate::run::{
     execute_sign, execute_verify, load_policy, one_line, open_trust_store, parse_plugin_config,
-    settings_from, verify_settings, KeySource, KmsKey, KmsSettings, SignRequest, StoreConfig,
-    VerifyRequest, EXIT_FAILED, EXIT_OK, EXIT_USAGE,
+    settings_from, verify_settings, KeySource, KeylessSource, KmsKey, KmsSettings, SignRequest,
+    StoreConfig, VerifyRequest, EXIT_FAILED, EXIT_OK, EXIT_USAGE,
 };
 
 /// Inputs whose values are secrets: masked before anything else is printed.
@@ -56,14 +56,15 @@ pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut A
             return EXIT_USAGE;
         }
     };
-    // KMS federation: the OIDC token is masked the moment it exists.
+    // The OIDC token (keyless signing, KMS federation) is obtained here, and masked, before
+    // anything else can print it.
     if let Some(source) = request.key.pending_oidc_token() {
+        let purpose = request.key.oidc_purpose();
         match obtain_masked_token(&source, &mut action.commands).await {
             Ok(token) => request.key.set_oidc_token(token),
             Err(e) => {
-                let message = action.commands.redact(&one_line(
-                    &e.context("cannot obtain the OIDC token for KMS federation"),
-                ));
+                let e = e.context(format!("cannot obtain the OIDC token for {purpose}"));
+                let message = action.commands.redact(&one_line(&e));
                 let _ = action.commands.error(&message, &AnnotationProps::default());
                 return EXIT_USAGE;
             }
@@ -110,6 +111,12 @@ pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut A
             s.signature_format,
             s.storage.as_str()
         ));
+        if let Some(id) = &s.keyless_identity {
+            let _ = action.commands.info(&format!(
+                "  keyless identity: {}",
+                crate::run::keyless_line(id)
+            ));
+        }
     }
     let _ = action.commands.end_group();
     for f in &report.failures {
@@ -162,7 +169,35 @@ pub(super) fn sign_request_from_inputs<W: Write>(
         anyhow::bail!("input `images` is required: one artifact reference per line");
     }
     plugin_download(inputs)?;
-    let kms = kms_key_source(inputs, env)?;
+    let keyless = inputs.get_bool("keyless")?.unwrap_or_default();
+    // Read whether or not keyless is on, so every run sees the same declared inputs.
+    let fulcio_url = inputs.get("fulcio-url");
+    let oidc_audience = inputs.get("oidc-audience");
+    let oidc_token_file = inputs.get("oidc-token-file");
+    if keyless {
+        if inputs.get("key").is_some()
+            || inputs.get("pkcs11-module").is_some()
+            || inputs.get("plugin").is_some()
+        {
+            anyhow::bail!(
+                "input `keyless` cannot be combined with `key`, `pkcs11-module` or `plugin`: give one key source"
+            );
+        }
+        if inputs.get("certificate-chain").is_some() {
+            anyhow::bail!(
+                "input `certificate-chain` cannot be given with `keyless`: the Fulcio CA issues the chain"
+            );
+        }
+        if oidc_audience.is_some() && oidc_token_file.is_some() {
+            anyhow::bail!(
+                "inputs `oidc-audience` and `oidc-token-file` are exclusive: a token file already has its audience"
+            );
+        }
+    }
+    let kms = kms_key_source(inputs, env, oidc_audience, oidc_token_file)?;
+    if keyless && kms.is_some() {
+        anyhow::bail!("inputs `keyless` and `kms` are exclusive: give one key source");
+    }
     let key = match (inputs.get("key"), inputs.get("pkcs11-module")) {
         _ if kms.is_some() => {
             if inputs.get("key").is_some()
@@ -175,6 +210,11 @@ pub(super) fn sign_request_from_inputs<W: Write>(
             }
             kms.expect("checked")
         }
+        (None, None) if keyless => KeySource::Keyless(KeylessSource::new(
+            fulcio_url,
+            oidc_audience,
+            oidc_token_file.map(Path::new),
+        )),
         (None, None) if inputs.get("plugin").is_some() => KeySource::Plugin {
             name: inputs.get("plugin").unwrap_or_default().to_string(),
             path: None,
@@ -214,7 +254,7 @@ pub(super) fn sign_request_from_inputs<W: Write>(
             anyhow::bail!("inputs `key` and `pkcs11-module` are exclusive: give one key source")
         }
         (None, None) => anyhow::bail!(
-            "a signing key is required: input `key` (PEM or file), `pkcs11-module` with `pkcs11-key`, or `plugin` with `plugin-key-id`"
+            "a signing key is required: input `key` (PEM or file), `pkcs11-module` with `pkcs11-key`, `plugin` with `plugin-key-id`, or `keyless: true`"
         ),
     };
     let chain_pem = match inputs.get("certificate-chain") {
@@ -282,6 +322,9 @@ pub(super) fn sign_request_from_inputs<W: Write>(
             anyhow::bail!("inputs `timestamp-url` and `timestamp-root-cert` must be given together")
         }
     };
+    if keyless {
+        crate::run::require_keyless_timestamp(timestamp.is_some(), "input `keyless`")?;
+    }
     Ok(SignRequest {
         check_revocation: true,
         timestamp,
@@ -463,7 +506,12 @@ fn github_token(inputs: &DeclaredInputs, env: &[(String, String)]) -> Option<Str
 /// The KMS key source from the `kms` inputs; endpoint overrides and the region fallback come
 /// from the environment variables AWS and Azure document (`AWS_ENDPOINT_URL_STS`,
 /// `AWS_ENDPOINT_URL_KMS`, `AWS_ENDPOINT_URL`, `AWS_REGION`, `AZURE_AUTHORITY_HOST`).
-fn kms_key_source(inputs: &DeclaredInputs, env: &[(String, String)]) -> Result<Option<KeySource>> {
+fn kms_key_source(
+    inputs: &DeclaredInputs,
+    env: &[(String, String)],
+    oidc_audience: Option<&str>,
+    oidc_token_file: Option<&str>,
+) -> Result<Option<KeySource>> {
     let Some(provider) = inputs.get("kms") else {
         return Ok(None);
     };
@@ -493,9 +541,14 @@ fn kms_key_source(inputs: &DeclaredInputs, env: &[(String, String)]) -> Result<O
             .or_else(|| owned("AWS_REGION")),
         aws_sts_endpoint: owned("AWS_ENDPOINT_URL_STS").or_else(|| owned("AWS_ENDPOINT_URL")),
         aws_kms_endpoint: owned("AWS_ENDPOINT_URL_KMS").or_else(|| owned("AWS_ENDPOINT_URL")),
-        oidc_token_file: None,
-        oidc_audience: None,
+        oidc_token_file: oidc_token_file.map(PathBuf::from),
+        oidc_audience: oidc_audience.map(String::from),
     };
+    if settings.oidc_token_file.is_some() && settings.oidc_audience.is_some() {
+        anyhow::bail!(
+            "inputs `oidc-audience` and `oidc-token-file` are exclusive: a token file already has its audience"
+        );
+    }
     settings
         .into_key_source(&|name| format!("input `{name}`"))
         .map(Some)
@@ -549,6 +602,9 @@ pub(super) fn verify_request_from_inputs(
     let settings = VerifySettings {
         plugin_config: parse_plugin_config(&inputs.get_multiline("plugin-config"))
             .context("input `plugin-config`")?,
+        allow_any_keyless_identity: inputs
+            .get_bool("allow-any-keyless-identity")?
+            .unwrap_or_default(),
         ..verify_settings(max_signatures, &inputs.get_multiline("user-metadata"), None)?
     };
     let registry_ca_pem = match inputs.get("registry-ca") {
@@ -576,8 +632,6 @@ pub(super) fn verify_request_from_inputs(
 
 /// Obtain an OIDC token and mask it before anything else can print it. Every keyless or
 /// KMS-federation path in action mode goes through here rather than `oidc::obtain` directly.
-// The keyless and KMS sign paths (landing next) call this; nothing does yet.
-#[allow(dead_code)]
 pub async fn obtain_masked_token<W: Write>(
     source: &sign_action::oidc::TokenSource,
     commands: &mut Commands<W>,

@@ -78,6 +78,10 @@ pub const SIGN_INPUTS: &[InputSpec] = &[
     input("azure-client-id"),
     input("aws-role-arn"),
     input("aws-region"),
+    with_default("keyless", "false"),
+    with_default("fulcio-url", "https://fulcio.sigstore.dev"),
+    input("oidc-audience"),
+    input("oidc-token-file"),
     with_default("signature-format", "jws"),
     input("expiry"),
     input("user-metadata"),
@@ -106,6 +110,7 @@ pub const VERIFY_INPUTS: &[InputSpec] = &[
     input("plugin-config"),
     with_default("max-signatures", "100"),
     with_default("recursive", "false"),
+    with_default("allow-any-keyless-identity", "false"),
     input("scope"),
     with_default("oci-layout", "false"),
     input("registry-username"),
@@ -371,6 +376,7 @@ mod tests {
             ("key", None),
             ("pkcs11-module", None),
             ("plugin", None),
+            ("keyless", None),
             ("kms", Some("azure")),
             ("kms", Some("aws")),
         ] {
@@ -386,6 +392,8 @@ mod tests {
                 "kms" => kms.unwrap_or("azure").into(),
                 "kms-key" => "https://vault.example.net/keys/signing".into(),
                 "aws-role-arn" => "arn:aws:iam::111122223333:role/signer".into(),
+                "keyless" => (source == "keyless").to_string(),
+                "fulcio-url" => "https://fulcio.example".into(),
                 _ => "x".into(),
             })
             .into_iter()
@@ -398,6 +406,13 @@ mod tests {
                 ];
                 !other.contains(&k.as_str()) || *k == format!("INPUT_{}", source.to_uppercase())
             })
+            // A keyless run takes its chain from the CA and its token from one place.
+            .filter(|(k, _)| {
+                source != "keyless"
+                    || !["INPUT_CERTIFICATE-CHAIN", "INPUT_OIDC-AUDIENCE"].contains(&k.as_str())
+            })
+            // A KMS run takes its token from one place too.
+            .filter(|(k, _)| source != "kms" || k != "INPUT_OIDC-AUDIENCE")
             .collect();
             let inputs = DeclaredInputs::from_env(env.iter().cloned(), SIGN_INPUTS);
             let mut commands = super::super::Commands::new(Vec::new(), super::super::Mode::Action);
@@ -423,7 +438,7 @@ mod tests {
             }
             "user-metadata" | "plugin-config" => "k=v".into(),
             "max-signatures" => "5".into(),
-            "oci-layout" | "recursive" => "true".into(),
+            "oci-layout" | "recursive" | "allow-any-keyless-identity" => "true".into(),
             _ => "x".into(),
         });
         let inputs = DeclaredInputs::from_env(env.iter().cloned(), VERIFY_INPUTS);

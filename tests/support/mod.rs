@@ -9,6 +9,7 @@
 
 pub mod fake_http;
 pub mod fault_proxy;
+pub mod fulcio;
 pub mod oci_server;
 pub mod oidc;
 pub mod registry_front;
