@@ -173,6 +173,10 @@ pub struct SignArgs {
     /// (other CI systems).
     #[arg(long, value_name = "FILE")]
     pub oidc_token_file: Option<PathBuf>,
+    /// Read the OIDC token from this environment variable instead (GitLab `id_tokens`,
+    /// Buildkite, …); the variable's name, not the token, goes on the command line.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["oidc_token_file", "oidc_audience"])]
+    pub oidc_token_env: Option<String>,
     /// Sign with a cloud KMS key reached through OIDC federation (GitHub's OIDC token, or
     /// --oidc-token-file): `azure` (Key Vault) or `aws` (KMS). The key never leaves the service.
     #[arg(long, value_enum, value_name = "PROVIDER", requires = "kms_key")]

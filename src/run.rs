@@ -224,8 +224,34 @@ pub struct KmsSettings {
     pub aws_region: Option<String>,
     pub aws_sts_endpoint: Option<String>,
     pub aws_kms_endpoint: Option<String>,
-    pub oidc_token_file: Option<PathBuf>,
-    pub oidc_audience: Option<String>,
+    pub oidc: OidcChoice,
+}
+
+/// Where keyless and KMS signing get their OIDC token: a file, an environment variable, or
+/// (the default) GitHub Actions' token endpoint for an audience.
+#[derive(Debug, Clone, Default)]
+pub struct OidcChoice {
+    pub token_file: Option<PathBuf>,
+    pub token_env: Option<String>,
+    pub audience: Option<String>,
+}
+
+impl OidcChoice {
+    pub fn source(&self, default_audience: &str) -> TokenSource {
+        if let Some(path) = &self.token_file {
+            return TokenSource::File(path.clone());
+        }
+        if let Some(name) = &self.token_env {
+            return TokenSource::Env(name.clone());
+        }
+        TokenSource::GitHubActions {
+            audience: self
+                .audience
+                .clone()
+                .filter(|a| !a.trim().is_empty())
+                .unwrap_or_else(|| default_audience.to_string()),
+        }
+    }
 }
 
 impl KmsSettings {
@@ -268,13 +294,7 @@ impl KmsSettings {
                 sign_action::signers::aws_kms::DEFAULT_AUDIENCE,
             ),
         };
-        let token_source = match self.oidc_token_file {
-            Some(path) => TokenSource::File(path),
-            None => TokenSource::GitHubActions {
-                audience: non_empty(self.oidc_audience)
-                    .unwrap_or_else(|| default_audience.to_string()),
-            },
-        };
+        let token_source = self.oidc.source(default_audience);
         Ok(KeySource::Kms {
             key: Box::new(key),
             token_source,
@@ -293,22 +313,13 @@ pub struct KeylessSource {
 }
 
 impl KeylessSource {
-    /// The source for `--keyless`: a token file, else GitHub Actions' token endpoint for
-    /// `audience` (default `sigstore`), and Fulcio at `fulcio_url` (default Sigstore's).
-    pub fn new(
-        fulcio_url: Option<&str>,
-        audience: Option<&str>,
-        token_file: Option<&Path>,
-    ) -> KeylessSource {
+    /// The source for `--keyless`: the token `oidc` names (GitHub Actions' token for the
+    /// audience `sigstore` by default), and Fulcio at `fulcio_url` (default Sigstore's).
+    pub fn new(fulcio_url: Option<&str>, oidc: &OidcChoice) -> KeylessSource {
         use sign_action::signers::keyless::{DEFAULT_FULCIO_URL, DEFAULT_OIDC_AUDIENCE};
         KeylessSource {
             fulcio_url: fulcio_url.unwrap_or(DEFAULT_FULCIO_URL).to_string(),
-            token_source: match token_file {
-                Some(path) => sign_action::oidc::TokenSource::File(path.to_path_buf()),
-                None => sign_action::oidc::TokenSource::GitHubActions {
-                    audience: audience.unwrap_or(DEFAULT_OIDC_AUDIENCE).to_string(),
-                },
-            },
+            token_source: oidc.source(DEFAULT_OIDC_AUDIENCE),
             token: None,
         }
     }
@@ -353,12 +364,19 @@ impl SignRequest {
                 );
             }
         } else if args.kms.is_none()
-            && (args.oidc_audience.is_some() || args.oidc_token_file.is_some())
+            && (args.oidc_audience.is_some()
+                || args.oidc_token_file.is_some()
+                || args.oidc_token_env.is_some())
         {
             anyhow::bail!(
-                "--oidc-audience and --oidc-token-file apply only with --keyless or --kms"
+                "--oidc-audience, --oidc-token-file and --oidc-token-env apply only with --keyless or --kms"
             );
         }
+        let oidc = OidcChoice {
+            token_file: args.oidc_token_file.clone(),
+            token_env: args.oidc_token_env.clone(),
+            audience: args.oidc_audience.clone(),
+        };
         let key = match (&args.key, &args.pkcs11_module) {
             (None, None) if args.kms.is_some() => KmsSettings {
                 provider: args.kms.unwrap_or(KmsProvider::Azure),
@@ -379,15 +397,12 @@ impl SignRequest {
                     .aws_kms_endpoint
                     .clone()
                     .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok()),
-                oidc_token_file: args.oidc_token_file.clone(),
-                oidc_audience: args.oidc_audience.clone(),
+                oidc: oidc.clone(),
             }
             .into_key_source(&|name| format!("--{name}"))?,
-            (None, None) if args.keyless => KeySource::Keyless(KeylessSource::new(
-                args.fulcio_url.as_deref(),
-                args.oidc_audience.as_deref(),
-                args.oidc_token_file.as_deref(),
-            )),
+            (None, None) if args.keyless => {
+                KeySource::Keyless(KeylessSource::new(args.fulcio_url.as_deref(), &oidc))
+            }
             (None, None) if args.plugin.is_some() => KeySource::Plugin {
                 name: args.plugin.clone().unwrap_or_default(),
                 path: args.plugin_path.clone(),

@@ -242,7 +242,8 @@ async fn aws_kms_rsa_and_ec_signatures_verify() {
     verify_ok(&t, &rsa_cert.root).await;
 
     // P-521 (ES512; KMS answers DER, the envelope needs 132-byte R‖S) addressed by key ARN
-    // (region from the ARN), with the token read from a file as on other CI systems.
+    // (region from the ARN), with the token handed over as on other CI systems: from a file,
+    // then from an environment variable.
     let ec = FakeKey::generate(KeyKind::P521);
     let ec_cert = issue_certificate(dir.path(), "aws-ec", &ec);
     let arn = aws.add_key(spec_name(KeyKind::P521), "notary-ec", ec);
@@ -253,14 +254,21 @@ async fn aws_kms_rsa_and_ec_signatures_verify() {
         let mut cmd = bin(&github);
         cmd.arg("sign").arg("--cert").arg(&ec_cert.chain);
         aws_args(&mut cmd, &aws, &arn);
-        cmd.arg("--oidc-token-file").arg(&token_file);
+        if format == "jws" {
+            cmd.arg("--oidc-token-file").arg(&token_file);
+        } else {
+            cmd.args(["--oidc-token-env", "CI_JOB_ID_TOKEN"]).env(
+                "CI_JOB_ID_TOKEN",
+                github.mint("sts.amazonaws.com", json!({})),
+            );
+        }
         let digest = sign_ok(cmd, &t, format).await;
         python_check(&t, &digest, "ES512", 2).await;
     }
     verify_ok(&t, &ec_cert.root).await;
 
     assert_eq!(aws.sign_requests(), 4);
-    // Two runs asked GitHub for a token, both for STS's audience; two used the file.
+    // Two runs asked GitHub for a token, both for STS's audience; two brought their own.
     assert_eq!(
         github.requested_audiences(),
         vec!["sts.amazonaws.com".to_string(); 2]

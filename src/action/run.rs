@@ -15,8 +15,8 @@ use sign_action::verify::VerifySettings;
 
 use crate::run::{
     execute_sign, execute_verify, load_policy, one_line, open_trust_store, parse_plugin_config,
-    settings_from, verify_settings, KeySource, KeylessSource, KmsKey, KmsSettings, SignRequest,
-    StoreConfig, VerifyRequest, EXIT_FAILED, EXIT_OK, EXIT_USAGE,
+    settings_from, verify_settings, KeySource, KeylessSource, KmsKey, KmsSettings, OidcChoice,
+    SignRequest, StoreConfig, VerifyRequest, EXIT_FAILED, EXIT_OK, EXIT_USAGE,
 };
 
 /// Inputs whose values are secrets: masked before anything else is printed.
@@ -212,8 +212,11 @@ pub(super) fn sign_request_from_inputs<W: Write>(
         }
         (None, None) if keyless => KeySource::Keyless(KeylessSource::new(
             fulcio_url,
-            oidc_audience,
-            oidc_token_file.map(Path::new),
+            &OidcChoice {
+                token_file: oidc_token_file.map(PathBuf::from),
+                token_env: None,
+                audience: oidc_audience.map(String::from),
+            },
         )),
         (None, None) if inputs.get("plugin").is_some() => KeySource::Plugin {
             name: inputs.get("plugin").unwrap_or_default().to_string(),
@@ -541,10 +544,13 @@ fn kms_key_source(
             .or_else(|| owned("AWS_REGION")),
         aws_sts_endpoint: owned("AWS_ENDPOINT_URL_STS").or_else(|| owned("AWS_ENDPOINT_URL")),
         aws_kms_endpoint: owned("AWS_ENDPOINT_URL_KMS").or_else(|| owned("AWS_ENDPOINT_URL")),
-        oidc_token_file: oidc_token_file.map(PathBuf::from),
-        oidc_audience: oidc_audience.map(String::from),
+        oidc: OidcChoice {
+            token_file: oidc_token_file.map(PathBuf::from),
+            token_env: None,
+            audience: oidc_audience.map(String::from),
+        },
     };
-    if settings.oidc_token_file.is_some() && settings.oidc_audience.is_some() {
+    if settings.oidc.token_file.is_some() && settings.oidc.audience.is_some() {
         anyhow::bail!(
             "inputs `oidc-audience` and `oidc-token-file` are exclusive: a token file already has its audience"
         );
