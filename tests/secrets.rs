@@ -3,11 +3,17 @@
 //! message (which reach one of those). The only allowed appearance is the action's own
 //! `::add-mask::` registration, which tells the runner to hide the value.
 //!
+//! OIDC tokens (and the runner's request token that mints them) get the same treatment through
+//! keyless signing, CLI and action; the KMS paths' exchanged credentials are checked the same
+//! way in tests/kms.rs, next to the cloud fakes that issue them.
+//!
 //! Also: credentials never follow a redirect to another host, end to end through the binary.
 
 #[path = "support/e2e.rs"]
 mod e2e;
 mod support;
+#[path = "support/tsa.rs"]
+mod tsa;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -603,5 +609,145 @@ async fn credentials_go_to_the_token_realm_but_not_to_a_redirected_blob_host() {
         storage.host,
         at_storage.len(),
         realm.len() - tokens_before
+    );
+}
+
+/// Every piece of a JWT that identifies it: the whole token and its signature part.
+fn jwt_secrets(name: &str, token: &str) -> Vec<(String, String)> {
+    let signature = token.rsplit('.').next().unwrap_or_default().to_string();
+    vec![
+        (name.to_string(), token.to_string()),
+        (format!("{name} (signature part)"), signature),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_tokens_never_appear_in_any_output() {
+    use serde_json::json;
+    use std::sync::Arc;
+    use support::fulcio::FakeFulcio;
+    use support::oidc::FakeGitHubOidc;
+
+    let oidc = FakeGitHubOidc::start().await;
+    let fulcio = FakeFulcio::start(oidc.jwks()).await;
+    let tsa = Arc::new(tsa::TsaPki::new());
+    let tsa_server = tsa::TsaServer::start(tsa.clone());
+    let reg = Registry::start(RegistryConfig::default());
+    let subject = push_test_image(&reg.client(), &reg.host, "canary/keyless", "v1").await;
+    let reference = format!("{}/canary/keyless@{}", reg.host, subject.digest);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    let good = oidc.mint("sigstore", json!({}));
+    let wrong_audience = oidc.mint("not-sigstore", json!({}));
+    let forged = oidc.mint_forged("sigstore");
+    let mut secrets = vec![("runner request token".to_string(), oidc.request_token())];
+    secrets.extend(jwt_secrets("OIDC token", &good));
+    secrets.extend(jwt_secrets("wrong-audience OIDC token", &wrong_audience));
+    secrets.extend(jwt_secrets("forged OIDC token", &forged));
+    let token_file = |name: &str, token: &str| {
+        let path = d.join(name);
+        std::fs::write(&path, token).unwrap();
+        path
+    };
+    let keyless = |cmd: &mut Command| {
+        cmd.args(["sign", "--keyless", "--fulcio-url"])
+            .arg(fulcio.url())
+            .arg("--timestamp-url")
+            .arg(&tsa_server.url)
+            .arg("--timestamp-root-cert")
+            .arg(tsa.path("root.pem"))
+            .arg(&reference);
+    };
+    let mut runs = Vec::new();
+
+    // CLI, token from a file and from an environment variable; Fulcio refusing the token
+    // (wrong audience, bad signature) must not echo it either.
+    for (what, token) in [
+        ("keyless, token file", &good),
+        ("keyless, token file, wrong audience", &wrong_audience),
+        ("keyless, token file, forged", &forged),
+    ] {
+        let mut cmd = bin();
+        keyless(&mut cmd);
+        cmd.arg("--oidc-token-file")
+            .arg(token_file(&support::random_hex(4), token));
+        runs.push(run_cli(what, &mut cmd));
+    }
+    for output in ["text", "json"] {
+        let mut cmd = bin();
+        keyless(&mut cmd);
+        cmd.args(["--oidc-token-env", "CANARY_ID_TOKEN", "--output", output])
+            .env("CANARY_ID_TOKEN", &wrong_audience);
+        runs.push(run_cli("keyless, token env, wrong audience", &mut cmd));
+    }
+
+    // Action mode: the token comes from the runner's endpoint; success, then the CA refusing it
+    // (audience it was not minted for), then the endpoint refusing a wrong request token.
+    let action = |audience: Option<&str>, request_token: &str| {
+        let mut cmd = bin();
+        cmd.args(["action", "sign"])
+            .env("ACTIONS_ID_TOKEN_REQUEST_URL", oidc.request_url())
+            .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", request_token)
+            .env("INPUT_IMAGES", &reference)
+            .env("INPUT_KEYLESS", "true")
+            .env("INPUT_FULCIO-URL", fulcio.url())
+            .env("INPUT_TIMESTAMP-URL", &tsa_server.url)
+            .env("INPUT_TIMESTAMP-ROOT-CERT", tsa.path("root.pem"));
+        if let Some(a) = audience {
+            cmd.env("INPUT_OIDC-AUDIENCE", a);
+        }
+        cmd
+    };
+    runs.push(run_action(
+        d,
+        "action keyless",
+        &mut action(None, &oidc.request_token()),
+    ));
+    runs.push(run_action(
+        d,
+        "action keyless, audience the CA refuses",
+        &mut action(Some("not-sigstore"), &oidc.request_token()),
+    ));
+    runs.push(run_action(
+        d,
+        "action keyless, wrong request token",
+        &mut action(None, "canary-wrong-request-token-3Jf8"),
+    ));
+    secrets.push((
+        "wrong runner request token".into(),
+        "canary-wrong-request-token-3Jf8".into(),
+    ));
+    // The tokens the runner endpoint minted in action mode, as the CA received them.
+    for body in fulcio.request_bodies() {
+        let token = body["credentials"]["oidcIdentityToken"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        secrets.extend(jwt_secrets("OIDC token minted for the action", &token));
+    }
+    assert_eq!(oidc.token_requests(), 3, "the action runs asked for tokens");
+
+    let outcomes: Vec<bool> = runs.iter().map(|r| r.success).collect();
+    assert_eq!(
+        outcomes,
+        [true, false, false, false, false, true, false, false],
+        "{}",
+        runs.iter()
+            .map(|r| format!("{}: {}\n{}", r.what, r.stdout, r.stderr))
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
+    // The successful action masked its token before anything else was printed.
+    let action_run = &runs[5];
+    let first = action_run.stdout.lines().next().unwrap_or_default();
+    assert!(first.starts_with("::add-mask::"), "{}", action_run.stdout);
+    for run in &runs {
+        assert_no_secrets_leak(run, &secrets);
+    }
+    println!(
+        "{} runs, {} OIDC secrets: none leaked",
+        runs.len(),
+        secrets.len()
     );
 }
