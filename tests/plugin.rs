@@ -5,6 +5,8 @@
 //! failure the caller must catch. (Hence `harness = false`: libtest would treat the plugin
 //! command as a test filter.)
 
+#[path = "support/one_signature.rs"]
+mod one_signature;
 mod support;
 
 use std::collections::BTreeMap;
@@ -634,11 +636,8 @@ fn missing_plugin_is_named() {
 
 mod verify_vector {
     use super::*;
-    use async_trait::async_trait;
-    use sign_action::oci::{
-        ArtifactStore, Descriptor, ManifestForm, PushedSignature, Reference, StoreError,
-        OCI_MANIFEST,
-    };
+    use crate::one_signature::OneSignatureStore;
+    use sign_action::oci::{Descriptor, Reference};
     use sign_action::policy::{TrustPolicyDocument, TrustStore};
     use sign_action::verify::{verify_artifact, EffectivePolicy, VerifySettings};
 
@@ -648,78 +647,6 @@ mod verify_vector {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/vectors")
             .join(rel)
-    }
-
-    /// Serves the vector's subject and one signature manifest holding the envelope.
-    struct OneSignature {
-        subject: Descriptor,
-        manifest: Vec<u8>,
-        envelope: Vec<u8>,
-    }
-
-    impl OneSignature {
-        fn new(envelope: Vec<u8>) -> OneSignature {
-            let subject = Descriptor::new(
-                "application/vnd.docker.distribution.manifest.v2+json",
-                "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
-                528,
-            );
-            let layer = Descriptor::of_bytes("application/jose+json", &envelope);
-            let manifest = serde_json::to_vec(&json!({
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": "application/vnd.cncf.notary.signature",
-                           "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2},
-                "layers": [layer],
-                "subject": subject,
-            }))
-            .expect("manifest");
-            OneSignature {
-                subject,
-                manifest,
-                envelope,
-            }
-        }
-    }
-
-    #[async_trait]
-    impl ArtifactStore for OneSignature {
-        async fn resolve(&self, _: &Reference) -> Result<Descriptor, StoreError> {
-            Ok(self.subject.clone())
-        }
-        async fn push_signature(
-            &self,
-            _: &Reference,
-            _: &Descriptor,
-            _: &str,
-            _: &[u8],
-            _: BTreeMap<String, String>,
-            _: ManifestForm,
-        ) -> Result<PushedSignature, StoreError> {
-            unreachable!("verification never pushes")
-        }
-        async fn list_signatures(
-            &self,
-            _: &Reference,
-            _: &Descriptor,
-        ) -> Result<Vec<Descriptor>, StoreError> {
-            Ok(vec![Descriptor::of_bytes(OCI_MANIFEST, &self.manifest)])
-        }
-        async fn fetch_manifest(
-            &self,
-            _: &Reference,
-            _: &Descriptor,
-        ) -> Result<Vec<u8>, StoreError> {
-            Ok(self.manifest.clone())
-        }
-        async fn fetch_blob(
-            &self,
-            _: &Reference,
-            _: &Descriptor,
-            _: u64,
-        ) -> Result<Vec<u8>, StoreError> {
-            Ok(self.envelope.clone())
-        }
     }
 
     /// Verify the notation-go plugin vector at `level`, with this binary installed as
@@ -760,7 +687,14 @@ mod verify_vector {
         };
         let envelope =
             std::fs::read(vector("envelopes-mock/ca_plugin_sig_env.json")).expect("envelope");
-        let storage = OneSignature::new(envelope);
+        let storage = OneSignatureStore::with_subject(
+            Descriptor::new(
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
+                528,
+            ),
+            envelope,
+        );
         let result = runtime().block_on(verify_artifact(
             &storage, REFERENCE, &reference, &effective, &settings,
         ));

@@ -12,24 +12,23 @@ mod support;
 
 #[path = "support/e2e.rs"]
 mod e2e;
+#[path = "support/one_signature.rs"]
+mod one_signature;
 #[path = "support/pki.rs"]
 mod pki;
 #[path = "support/tsa.rs"]
 mod tsa;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
 use der::{Decode, Encode};
 use e2e::{check, extract_cose, extract_jws, fetch_envelope, sign, sign_ok, verify, TrustConfig};
+use one_signature::OneSignatureStore;
 use serde_json::Value;
 use sign_action::crypto::KeySpec;
-use sign_action::oci::{
-    ArtifactStore, Descriptor, ManifestForm, PushedSignature, Reference, StoreError, OCI_MANIFEST,
-};
+use sign_action::oci::Reference;
 use sign_action::policy::store::TrustStore;
 use sign_action::policy::TrustPolicyDocument;
 use sign_action::revocation::{RevocationChecker, RevocationStatus};
@@ -497,94 +496,6 @@ async fn expired_signing_certificate_verifies_only_through_a_timestamp_inside_it
 // Upstream vectors (README §6, §7) through the verifier.
 
 const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/vectors");
-
-/// Serves one artifact (the envelope's target descriptor) with one signature manifest
-/// holding the envelope.
-struct OneSignatureStore {
-    artifact: Descriptor,
-    manifest: Vec<u8>,
-    envelope: Vec<u8>,
-}
-
-impl OneSignatureStore {
-    fn new(envelope: Vec<u8>) -> OneSignatureStore {
-        let media_type = if envelope.first() == Some(&b'{') {
-            "application/jose+json"
-        } else {
-            "application/cose"
-        };
-        let parsed = sign_action::envelope::parse(media_type, &envelope).unwrap();
-        let payload = sign_action::envelope::Payload::parse(&parsed.payload).unwrap();
-        let t = payload.target_artifact;
-        let artifact = Descriptor::new(t.media_type, t.digest, t.size);
-        let layer = Descriptor::of_bytes(media_type, &envelope);
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.cncf.notary.signature",
-                "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
-                "size": 2
-            },
-            "layers": [layer],
-            "subject": artifact,
-        }))
-        .unwrap();
-        OneSignatureStore {
-            artifact,
-            manifest,
-            envelope,
-        }
-    }
-}
-
-fn nope<T>() -> Result<T, StoreError> {
-    Err(StoreError::Manifest("not served by this test store".into()))
-}
-
-#[async_trait]
-impl ArtifactStore for OneSignatureStore {
-    async fn resolve(&self, _: &Reference) -> Result<Descriptor, StoreError> {
-        Ok(self.artifact.clone())
-    }
-    async fn push_signature(
-        &self,
-        _: &Reference,
-        _: &Descriptor,
-        _: &str,
-        _: &[u8],
-        _: BTreeMap<String, String>,
-        _: ManifestForm,
-    ) -> Result<PushedSignature, StoreError> {
-        nope()
-    }
-    async fn list_signatures(
-        &self,
-        _: &Reference,
-        _: &Descriptor,
-    ) -> Result<Vec<Descriptor>, StoreError> {
-        Ok(vec![Descriptor::of_bytes(OCI_MANIFEST, &self.manifest)])
-    }
-    async fn fetch_manifest(&self, _: &Reference, d: &Descriptor) -> Result<Vec<u8>, StoreError> {
-        assert_eq!(
-            d.digest,
-            Descriptor::of_bytes(OCI_MANIFEST, &self.manifest).digest
-        );
-        Ok(self.manifest.clone())
-    }
-    async fn fetch_blob(
-        &self,
-        _: &Reference,
-        d: &Descriptor,
-        _: u64,
-    ) -> Result<Vec<u8>, StoreError> {
-        if d.digest == Descriptor::of_bytes("x", &self.envelope).digest {
-            Ok(self.envelope.clone())
-        } else {
-            nope()
-        }
-    }
-}
 
 /// A revocation checker whose every OCSP/CRL URL points at a closed local port. The
 /// GlobalSign TSA chains of the vectors name real OCSP/CRL services that cannot be reached

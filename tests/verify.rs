@@ -5,6 +5,8 @@
 //! the GitHub Action mode. Only the mock envelopes, whose subject manifest cannot be produced,
 //! go through the library with an in-memory storage double.
 
+#[path = "support/one_signature.rs"]
+mod one_signature;
 #[path = "support/pki.rs"]
 mod pki;
 mod support;
@@ -699,96 +701,14 @@ fn derived_jws_envelopes() {
 
 mod mock {
     use super::*;
-    use async_trait::async_trait;
-    use sign_action::oci::{ArtifactStore, ManifestForm, PushedSignature, Reference, StoreError};
+    use crate::one_signature::OneSignatureStore;
+    use sign_action::oci::Reference;
     use sign_action::policy::{TrustPolicyDocument, TrustStore};
     use sign_action::revocation::RevocationChecker;
     use sign_action::verify::{verify_artifact, EffectivePolicy, VerifySettings};
     use std::sync::Arc;
 
     const REFERENCE: &str = "registry.acme-rockets.io/software/net-monitor@sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e";
-
-    /// Serves one subject descriptor and one signature manifest holding the envelope: storage,
-    /// not verification, is what is replaced.
-    struct OneSignature {
-        subject: Descriptor,
-        manifest: Vec<u8>,
-        envelope: Vec<u8>,
-    }
-
-    impl OneSignature {
-        fn new(envelope: Vec<u8>) -> OneSignature {
-            let subject = Descriptor::new(
-                "application/vnd.docker.distribution.manifest.v2+json",
-                "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
-                528,
-            );
-            let env = Descriptor::of_bytes("application/jose+json", &envelope);
-            let manifest = serde_json::to_vec(&json!({
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": "application/vnd.cncf.notary.signature",
-                           "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2},
-                "layers": [env],
-                "subject": subject,
-            }))
-            .unwrap();
-            OneSignature {
-                subject,
-                manifest,
-                envelope,
-            }
-        }
-    }
-
-    #[async_trait]
-    impl ArtifactStore for OneSignature {
-        async fn resolve(&self, _: &Reference) -> Result<Descriptor, StoreError> {
-            Ok(self.subject.clone())
-        }
-        async fn push_signature(
-            &self,
-            _: &Reference,
-            _: &Descriptor,
-            _: &str,
-            _: &[u8],
-            _: BTreeMap<String, String>,
-            _: ManifestForm,
-        ) -> Result<PushedSignature, StoreError> {
-            unreachable!("verification never pushes")
-        }
-        async fn list_signatures(
-            &self,
-            _: &Reference,
-            subject: &Descriptor,
-        ) -> Result<Vec<Descriptor>, StoreError> {
-            assert_eq!(subject.digest, self.subject.digest);
-            Ok(vec![Descriptor::of_bytes(OCI_MANIFEST, &self.manifest)])
-        }
-        async fn fetch_manifest(
-            &self,
-            _: &Reference,
-            descriptor: &Descriptor,
-        ) -> Result<Vec<u8>, StoreError> {
-            assert_eq!(
-                descriptor.digest,
-                Descriptor::of_bytes(OCI_MANIFEST, &self.manifest).digest
-            );
-            Ok(self.manifest.clone())
-        }
-        async fn fetch_blob(
-            &self,
-            _: &Reference,
-            descriptor: &Descriptor,
-            _: u64,
-        ) -> Result<Vec<u8>, StoreError> {
-            assert_eq!(
-                descriptor.digest,
-                Descriptor::of_bytes("x", &self.envelope).digest
-            );
-            Ok(self.envelope.clone())
-        }
-    }
 
     /// The transcribed notation-go policy at `level`, optionally with other trust stores.
     async fn run(file: &str, level: &str, stores: Option<&[&str]>) -> Value {
@@ -812,7 +732,14 @@ mod mock {
             ..VerifySettings::default()
         };
         let envelope = std::fs::read(vector(&format!("envelopes-mock/{file}"))).unwrap();
-        let storage = OneSignature::new(envelope);
+        let storage = OneSignatureStore::with_subject(
+            Descriptor::new(
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
+                528,
+            ),
+            envelope,
+        );
         let result = verify_artifact(&storage, REFERENCE, &reference, &effective, &settings).await;
         serde_json::to_value(&result).unwrap()
     }
