@@ -270,19 +270,18 @@ pub async fn evaluate(
     }
 
     // Resolve each distinct reference once.
-    let resolutions: Vec<Result<Descriptor, StoreError>> =
-        stream::iter(parsed.iter().map(|p| {
-            let store = store.clone();
-            async move {
-                match p {
-                    Ok(r) => store.resolve(r).await,
-                    Err(e) => Err(StoreError::Manifest(e.to_string())),
-                }
+    let resolutions: Vec<Result<Descriptor, StoreError>> = stream::iter(parsed.iter().map(|p| {
+        let store = store.clone();
+        async move {
+            match p {
+                Ok(r) => store.resolve(r).await,
+                Err(e) => Err(StoreError::Manifest(e.to_string())),
             }
-        }))
-        .buffered(concurrency)
-        .collect()
-        .await;
+        }
+    }))
+    .buffered(concurrency)
+    .collect()
+    .await;
     let resolved = parsed.iter().filter(|p| p.is_ok()).count();
 
     let mut images: Vec<ImageResult> = Vec::with_capacity(keys.len());
@@ -313,7 +312,10 @@ pub async fn evaluate(
             (Ok(r), Ok(descriptor)) => {
                 result.digest = Some(descriptor.digest.clone());
                 groups
-                    .entry((r.fully_qualified_without_digest(), descriptor.digest.clone()))
+                    .entry((
+                        r.fully_qualified_without_digest(),
+                        descriptor.digest.clone(),
+                    ))
                     .or_default()
                     .push(i);
                 descriptors.push(Some(descriptor));
@@ -356,7 +358,9 @@ pub async fn evaluate(
                 p
             }
         };
-        let first = parsed[members[0]].as_ref().expect("grouped only when parsed");
+        let first = parsed[members[0]]
+            .as_ref()
+            .expect("grouped only when parsed");
         let pinned = first.with_digest(&digest);
         let descriptor = descriptors[members[0]]
             .clone()
@@ -365,28 +369,31 @@ pub async fn evaluate(
     }
 
     let verified = jobs.len();
-    let outcomes: Vec<(Vec<usize>, ArtifactVerification, Listing)> =
-        stream::iter(jobs.into_iter().map(|(members, pinned, descriptor, policy)| {
-            let store = store.clone();
-            async move {
-                let probe = Probe {
-                    inner: store,
-                    pinned: pinned.clone(),
-                    descriptor,
-                    listing: Mutex::new(Listing::NotListed),
-                };
-                let result =
-                    verify_artifact(&probe, &pinned.to_string(), &pinned, &policy, settings).await;
-                let listing = probe
-                    .listing
-                    .into_inner()
-                    .unwrap_or_else(|e| e.into_inner());
-                (members, result, listing)
-            }
-        }))
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
+    let outcomes: Vec<(Vec<usize>, ArtifactVerification, Listing)> = stream::iter(
+        jobs.into_iter()
+            .map(|(members, pinned, descriptor, policy)| {
+                let store = store.clone();
+                async move {
+                    let probe = Probe {
+                        inner: store,
+                        pinned: pinned.clone(),
+                        descriptor,
+                        listing: Mutex::new(Listing::NotListed),
+                    };
+                    let result =
+                        verify_artifact(&probe, &pinned.to_string(), &pinned, &policy, settings)
+                            .await;
+                    let listing = probe
+                        .listing
+                        .into_inner()
+                        .unwrap_or_else(|e| e.into_inner());
+                    (members, result, listing)
+                }
+            }),
+    )
+    .buffer_unordered(concurrency)
+    .collect()
+    .await;
 
     for (members, result, listing) in outcomes {
         let verdict = judge(&result, &listing);
@@ -445,9 +452,10 @@ fn judge(result: &ArtifactVerification, listing: &Listing) -> Verdict {
         _ => {}
     }
     if let Some(first) = result.failed_signatures.first() {
-        let failed = first.checks.iter().find(|c| {
-            c.status == CheckStatus::Failed && c.enforcement == Enforcement::Enforced
-        });
+        let failed = first
+            .checks
+            .iter()
+            .find(|c| c.status == CheckStatus::Failed && c.enforcement == Enforcement::Enforced);
         let (check, detail) = match failed {
             Some(c) => (
                 c.check.to_string(),
@@ -543,7 +551,9 @@ impl ArtifactStore for Probe {
         descriptor: &Descriptor,
         max_bytes: u64,
     ) -> Result<Vec<u8>, StoreError> {
-        self.inner.fetch_blob(reference, descriptor, max_bytes).await
+        self.inner
+            .fetch_blob(reference, descriptor, max_bytes)
+            .await
     }
 }
 

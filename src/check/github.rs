@@ -242,15 +242,14 @@ impl GitHubClient {
     ) -> Result<Published, GitHubError> {
         let checks = self.octo.checks(&self.owner, &self.repo);
         let summary = cut(&report.summary, MAX_SUMMARY_CHARS);
-        let output = |annotations: Vec<CheckRunOutputAnnotation>, text: Option<String>| {
-            CheckRunOutput {
+        let output =
+            |annotations: Vec<CheckRunOutputAnnotation>, text: Option<String>| CheckRunOutput {
                 title: report.title.clone(),
                 summary: summary.clone(),
                 text,
                 annotations,
                 images: Vec::new(),
-            }
-        };
+            };
         let created = checks
             .create_check_run(&report.name, &report.head_sha)
             .status(CheckRunStatus::InProgress)

@@ -74,7 +74,13 @@ pub(crate) fn parse_documents(text: &str) -> Result<Vec<Rc<Node>>, (usize, Strin
     // Open collections: the node being built, with a pending key for mappings.
     enum Open {
         Seq(usize, usize, usize, Vec<Rc<Node>>),
-        Map(usize, usize, usize, Vec<(Rc<Node>, Rc<Node>)>, Option<Rc<Node>>),
+        Map(
+            usize,
+            usize,
+            usize,
+            Vec<(Rc<Node>, Rc<Node>)>,
+            Option<Rc<Node>>,
+        ),
     }
     let mut stack: Vec<Open> = Vec::new();
     let mut anchors: HashMap<usize, Rc<Node>> = HashMap::new();
