@@ -340,12 +340,14 @@ async fn select_files<W: Write>(
     };
     match listed {
         Ok(changed) => {
-            let files: Vec<String> = changed
+            let mut files: Vec<String> = changed
                 .into_iter()
                 .filter(|f| f.exists && file_kind(&f.path).is_some())
                 .map(|f| f.path)
-                .filter(|p| root.join(p).is_file())
+                .filter(|p| is_inside(p) && root.join(p).is_file())
                 .collect();
+            files.sort();
+            files.dedup();
             let _ = action.commands.info(&format!(
                 "pull request #{number}: {} changed file{} to scan",
                 files.len(),
@@ -363,6 +365,11 @@ async fn select_files<W: Write>(
             Ok(collect_files(root, &[])?)
         }
     }
+}
+
+/// A path the API listed that stays inside the workspace.
+fn is_inside(path: &str) -> bool {
+    !path.starts_with('/') && !path.split('/').any(|c| c == "..")
 }
 
 /// One annotation per reference that is not signed and trusted (a failure when it fails the
