@@ -63,7 +63,7 @@ impl CheckOutcome {
     /// Failing references, plus unreadable files when failing on anything (a file we could
     /// not parse may hide an image).
     pub fn passed(&self) -> bool {
-        self.failed_count() == 0 && !(self.fail_on == FailOn::Any && !self.scan.errors.is_empty())
+        self.failed_count() == 0 && (self.fail_on != FailOn::Any || self.scan.errors.is_empty())
     }
 
     /// One JSON object per reference: where, what, and the verdict of its image.
