@@ -1117,3 +1117,102 @@ async fn two_hundred_references_over_twenty_images_are_verified_once_each() {
     assert_eq!(patches[3]["conclusion"], "failure");
     assert_eq!(run.outputs["failed"], "130");
 }
+
+/// Registry credentials go to the registry they are given for, never to one that a scanned
+/// file names: the references are pull-request content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_go_only_to_the_named_registry() {
+    let registry = Registry::start(RegistryConfig {
+        htpasswd: Some(("ci".into(), "s3cret-registry-pass".into())),
+        ..Default::default()
+    });
+    let image = push_test_image(&registry.client(), &registry.host, "private/app", "1").await;
+    // A registry the file names that asks for basic credentials, and records what it gets.
+    let lure = FakeServer::start(|_| {
+        FakeResponse::new(401)
+            .header("WWW-Authenticate", "Basic realm=\"lure\"")
+            .header("Content-Type", "application/json")
+            .body(r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#)
+    })
+    .await;
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(
+        repo.path().join("compose.yaml"),
+        format!(
+            "services:\n  app:\n    image: {}/private/app:1\n  lure:\n    image: {}/steal/me:1\n",
+            registry.host, lure.host
+        ),
+    )
+    .unwrap();
+    let policy = repo.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"version":"1.0","trustPolicies":[{"name":"skip","registryScopes":["*"],"signatureVerification":{"level":"skip"}}]}"#,
+    )
+    .unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let check = |extra: &[&str]| {
+        let mut cmd = bin();
+        cmd.arg("check")
+            .arg("--root")
+            .arg(repo.path())
+            .arg("compose.yaml")
+            .arg("--trust-policy")
+            .arg(&policy)
+            .arg("--trust-store")
+            .arg(store.path())
+            .args(["-u", "ci", "-p", "s3cret-registry-pass", "--output", "json"])
+            .args(extra);
+        cmd.output().unwrap()
+    };
+    // Without saying which registry they are for, credentials are refused outright.
+    let out = check(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--registry-host"));
+    assert!(lure.requests().is_empty());
+
+    let out = check(&["--registry-host", &registry.host]);
+    let (code, json, stderr) = run_json(out);
+    assert_eq!(code, 1, "{json:#}\n{stderr}");
+    let refs = json["references"].as_array().unwrap();
+    assert_eq!(refs[0]["result"], "signed-trusted", "{json:#}");
+    assert_eq!(refs[0]["digest"], image.digest.as_str());
+    assert_eq!(refs[1]["result"], "could-not-check");
+    assert_eq!(refs[1]["reason"], "unauthorized", "{json:#}");
+    let seen = lure.requests();
+    assert!(!seen.is_empty(), "the lure was asked");
+    for r in &seen {
+        assert_eq!(
+            r.header("authorization"),
+            None,
+            "credentials sent to {}",
+            r.target
+        );
+    }
+}
+
+/// The token goes only to the API origin: a pagination link to another host is refused
+/// before anything is sent there.
+#[tokio::test]
+async fn pagination_links_to_another_origin_are_refused() {
+    use sign_action::check::github::{GitHubClient, GitHubError};
+    let elsewhere = FakeServer::start(|_| FakeResponse::new(200).body("[]")).await;
+    let next = format!(
+        "<http://{}/repos/o/r/pulls/7/files?page=2>; rel=\"next\"",
+        elsewhere.host
+    );
+    let api = FakeServer::start(move |_| {
+        FakeResponse::new(200)
+            .header("Content-Type", "application/json")
+            .header("Link", &next)
+            .body("[]")
+    })
+    .await;
+    let client = GitHubClient::new(&format!("http://{}", api.host), TOKEN, "o/r").unwrap();
+    match client.pull_request_files(7).await {
+        Err(GitHubError::ForeignLink(host)) => assert_eq!(host, elsewhere.host),
+        other => panic!("expected ForeignLink, got {other:?}"),
+    }
+    assert_eq!(api.requests().len(), 1);
+    assert!(elsewhere.requests().is_empty());
+}

@@ -105,6 +105,17 @@ pub fn scan_files(root: &Path, files: &[String]) -> ScanReport {
                 report.references.extend(refs);
                 report.skipped.extend(skipped);
             }
+            // A chart's templates are YAML only once rendered: not an error, but nothing we
+            // can check here.
+            Err(ScanError::Yaml { line, .. }) if kind == FileKind::Yaml && text.contains("{{") => {
+                report.skipped.push(Skipped {
+                    file: file.clone(),
+                    line,
+                    column: 1,
+                    text: String::new(),
+                    reason: "a template (it contains `{{`), YAML only once rendered; check the rendered output (helm template) instead".into(),
+                });
+            }
             Err(e) => report.errors.push(e),
         }
     }
@@ -373,6 +384,25 @@ mod tests {
         assert!(!m("deploy/[!a-c]?.yaml", "deploy/b1.yaml"));
         assert!(m(".github/workflows/*.yml", ".github/workflows/ci.yml"));
         assert!(Glob::new("a{b").is_err());
+    }
+
+    #[test]
+    fn unrendered_templates_are_skipped_and_broken_yaml_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(
+            root.join("deploy.yaml"),
+            "apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      {{- range .Values.apps }}\n        - image: {{ .image }}\n      {{- end }}\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("broken.yaml"), "a: [b\n").unwrap();
+        let report = scan_files(root, &["broken.yaml".into(), "deploy.yaml".into()]);
+        assert!(report.references.is_empty());
+        assert_eq!(report.skipped.len(), 1);
+        assert_eq!(report.skipped[0].file, "deploy.yaml");
+        assert!(report.skipped[0].reason.contains("helm template"));
+        assert_eq!(report.errors.len(), 1);
+        assert!(report.errors[0].to_string().starts_with("broken.yaml:"));
     }
 
     #[test]
