@@ -6,11 +6,12 @@ bundle and /etc/passwd + /etc/group naming `nonroot` (65532); an OCI image confi
 entrypoint; an OCI manifest. Deterministic (fixed mtimes and owners), so the digest depends only
 on the inputs. Prints the manifest digest and the compressed size.
 
-usage: oci-image.py BINARY CA_BUNDLE REGISTRY_URL REPOSITORY TAG
+usage: oci-image.py BINARY CA_BUNDLE REGISTRY_URL REPOSITORY TAG [ARCH]   (ARCH: amd64 default, arm64)
 """
 import gzip, hashlib, io, json, sys, tarfile, urllib.request
 
 binary, ca_bundle, registry, repo, tag = sys.argv[1:6]
+arch = sys.argv[6] if len(sys.argv) > 6 else "amd64"
 
 def add(tar, name, data, mode):
     info = tarfile.TarInfo(name)
@@ -38,7 +39,7 @@ def digest(b):
     return "sha256:" + hashlib.sha256(b).hexdigest()
 
 config = json.dumps({
-    "architecture": "amd64", "os": "linux",
+    "architecture": arch, "os": "linux",
     "config": {"Entrypoint": ["/sign-action"], "Labels": {
         "org.opencontainers.image.source": "https://github.com/org/sign-action"}},
     "rootfs": {"type": "layers", "diff_ids": [digest(layer_tar)]},

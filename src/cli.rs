@@ -113,7 +113,7 @@ pub struct StoreArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[group(id = "key_source", required = true, multiple = false, args = ["key", "pkcs11_module", "plugin"])]
+#[group(id = "key_source", required = true, multiple = false, args = ["key", "pkcs11_module", "plugin", "keyless"])]
 pub struct SignArgs {
     /// Artifacts to sign: `registry/repo@sha256:…` (or `:tag`, resolved with a warning).
     #[arg(required = true, value_name = "REFERENCE")]
@@ -153,6 +153,20 @@ pub struct SignArgs {
     /// The plugin executable, instead of notation's plugin directory.
     #[arg(long, value_name = "PATH", requires = "plugin")]
     pub plugin_path: Option<PathBuf>,
+    /// Sign keylessly: an ephemeral key certified for minutes by a Fulcio CA for the identity
+    /// of an OIDC token (GitHub Actions' token, or --oidc-token-file). Requires --timestamp-url.
+    #[arg(long)]
+    pub keyless: bool,
+    /// Fulcio-compatible CA that issues the keyless certificate [default: https://fulcio.sigstore.dev].
+    #[arg(long, value_name = "URL", requires = "keyless")]
+    pub fulcio_url: Option<String>,
+    /// Audience of the GitHub Actions OIDC token requested for --keyless [default: sigstore].
+    #[arg(long, value_name = "AUDIENCE", conflicts_with = "oidc_token_file")]
+    pub oidc_audience: Option<String>,
+    /// Read the OIDC token (a JWT) from this file instead of asking GitHub Actions for one
+    /// (other CI systems).
+    #[arg(long, value_name = "FILE")]
+    pub oidc_token_file: Option<PathBuf>,
     /// Envelope format.
     #[arg(long, value_enum, default_value_t = SignatureFormatArg::Jws)]
     pub signature_format: SignatureFormatArg,
@@ -216,6 +230,10 @@ pub struct VerifyArgs {
     /// Keep CRLs and OCSP answers in this directory between runs (until their nextUpdate).
     #[arg(long, value_name = "DIR")]
     pub revocation_cache: Option<PathBuf>,
+    /// Accept keyless (Fulcio) signatures under a trust policy whose trusted identity is "*".
+    /// Without it they are refused: "*" over a keyless CA trusts anyone who can get a token.
+    #[arg(long)]
+    pub allow_any_keyless_identity: bool,
     /// For an image index, also require every manifest it lists to verify (reported per
     /// platform).
     #[arg(long)]

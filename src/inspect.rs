@@ -16,6 +16,10 @@ pub struct CertificateDetails {
     pub sha256_fingerprint: String,
     pub not_before: String,
     pub not_after: String,
+    /// For a keyless (Fulcio) certificate: the workflow URI, repository, ref and OIDC issuer
+    /// it binds (unverified, like everything `inspect` shows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyless_identity: Option<crate::x509::fulcio::KeylessIdentity>,
 }
 
 impl CertificateDetails {
@@ -26,6 +30,7 @@ impl CertificateDetails {
             sha256_fingerprint: cert.sha256_fingerprint(),
             not_before: crate::sign::rfc3339_utc(cert.not_before()),
             not_after: crate::sign::rfc3339_utc(cert.not_after()),
+            keyless_identity: crate::x509::fulcio::keyless_identity(cert).ok().flatten(),
         }
     }
 }

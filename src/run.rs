@@ -13,7 +13,7 @@ use sign_action::oci::registry::{Credential, RegistryOptions};
 use sign_action::oci::{ArtifactStore, ManifestForm, Reference};
 use sign_action::sign::{self, SignReport, SignSettings, SignTarget};
 use sign_action::signers::{
-    KeySelector, Pkcs11Config, Pkcs11Signer, Plugin, PluginSigner, TokenSelector,
+    KeySelector, KeylessSigner, Pkcs11Config, Pkcs11Signer, Plugin, PluginSigner, TokenSelector,
 };
 
 use std::collections::{BTreeMap, HashMap};
@@ -162,6 +162,55 @@ pub enum KeySource {
         key_id: String,
         config: BTreeMap<String, String>,
     },
+    /// An ephemeral key certified by a Fulcio CA for the identity of an OIDC token.
+    Keyless(KeylessSource),
+}
+
+/// Where a keyless certificate comes from and with which token.
+pub struct KeylessSource {
+    pub fulcio_url: String,
+    pub token_source: sign_action::oidc::TokenSource,
+    /// Set when the token was obtained already (the action masks it before anything else
+    /// runs); otherwise it is obtained when the signer is opened.
+    pub token: Option<sign_action::oidc::IdToken>,
+}
+
+impl KeylessSource {
+    /// The source for `--keyless`: a token file, else GitHub Actions' token endpoint for
+    /// `audience` (default `sigstore`), and Fulcio at `fulcio_url` (default Sigstore's).
+    pub fn new(
+        fulcio_url: Option<&str>,
+        audience: Option<&str>,
+        token_file: Option<&Path>,
+    ) -> KeylessSource {
+        use sign_action::signers::keyless::{DEFAULT_FULCIO_URL, DEFAULT_OIDC_AUDIENCE};
+        KeylessSource {
+            fulcio_url: fulcio_url.unwrap_or(DEFAULT_FULCIO_URL).to_string(),
+            token_source: match token_file {
+                Some(path) => sign_action::oidc::TokenSource::File(path.to_path_buf()),
+                None => sign_action::oidc::TokenSource::GitHubActions {
+                    audience: audience.unwrap_or(DEFAULT_OIDC_AUDIENCE).to_string(),
+                },
+            },
+            token: None,
+        }
+    }
+}
+
+/// Keyless signing needs a timestamp: checked when the request is built, before any token
+/// is requested.
+pub fn require_keyless_timestamp(has_timestamp: bool, flag: &str) -> Result<()> {
+    if !has_timestamp {
+        anyhow::bail!(
+            "{flag} requires a timestamp authority ({}): a keyless certificate is valid for about ten minutes, so a signature without an RFC 3161 timestamp stops verifying when it expires",
+            if flag.starts_with("--") {
+                "--timestamp-url and --timestamp-root-cert"
+            } else {
+                "inputs `timestamp-url` and `timestamp-root-cert`"
+            }
+        );
+    }
+    Ok(())
 }
 
 /// `KEY=VALUE` pairs into a plugin configuration map.
@@ -179,7 +228,22 @@ pub fn parse_plugin_config(pairs: &[String]) -> Result<BTreeMap<String, String>>
 
 impl SignRequest {
     pub fn from_args(args: &SignArgs) -> Result<SignRequest> {
+        if args.keyless {
+            require_keyless_timestamp(args.timestamp_url.is_some(), "--keyless")?;
+            if args.cert.is_some() {
+                anyhow::bail!(
+                    "--cert cannot be given with --keyless: the certificate chain comes from the Fulcio CA"
+                );
+            }
+        } else if args.oidc_audience.is_some() || args.oidc_token_file.is_some() {
+            anyhow::bail!("--oidc-audience and --oidc-token-file apply only with --keyless");
+        }
         let key = match (&args.key, &args.pkcs11_module) {
+            (None, None) if args.keyless => KeySource::Keyless(KeylessSource::new(
+                args.fulcio_url.as_deref(),
+                args.oidc_audience.as_deref(),
+                args.oidc_token_file.as_deref(),
+            )),
             (None, None) if args.plugin.is_some() => KeySource::Plugin {
                 name: args.plugin.clone().unwrap_or_default(),
                 path: args.plugin_path.clone(),
@@ -203,7 +267,7 @@ impl SignRequest {
                     .context("--pkcs11-key is required with --pkcs11-module")?,
                 pin: args.pkcs11_pin.clone().map(Zeroizing::new),
             },
-            _ => anyhow::bail!("give exactly one of --key, --pkcs11-module or --plugin"),
+            _ => anyhow::bail!("give exactly one of --key, --pkcs11-module, --plugin or --keyless"),
         };
         let chain_pem = args
             .cert
@@ -387,7 +451,34 @@ async fn open_signer(key: KeySource, chain_der: Option<Vec<Vec<u8>>>) -> Result<
             };
             Ok(Arc::new(PluginSigner::open(plugin, &key_id, config).await?))
         }
+        KeySource::Keyless(source) => {
+            if chain_der.is_some() {
+                anyhow::bail!(
+                    "a certificate chain cannot be given with keyless signing: the Fulcio CA issues it"
+                );
+            }
+            let token = match source.token {
+                Some(token) => token,
+                None => sign_action::oidc::obtain(&source.token_source)
+                    .await
+                    .context("cannot obtain the OIDC token for keyless signing")?,
+            };
+            let signer = KeylessSigner::obtain(&source.fulcio_url, &token)
+                .await
+                .context("cannot obtain a keyless signing certificate")?;
+            announce_keyless_identity(signer.identity());
+            Ok(Arc::new(signer))
+        }
     }
+}
+
+/// Keyless signing prints whom the certificate names before anything is signed, so a log
+/// shows the identity even when every artifact then fails.
+fn announce_keyless_identity(identity: &sign_action::x509::fulcio::KeylessIdentity) {
+    eprintln!(
+        "obtained a keyless signing certificate for {}",
+        identity.describe()
+    );
 }
 
 /// A revoked signing certificate is refused before anything is signed; an unknown status
@@ -501,12 +592,31 @@ pub fn print_sign_report(report: &SignReport, output: OutputFormat) {
                     s.signature_format,
                     s.storage.as_str()
                 );
+                if let Some(id) = &s.keyless_identity {
+                    println!("  keyless identity: {}", keyless_line(id));
+                }
             }
             for f in &report.failures {
                 println!("FAILED {}: {}", f.reference, f.error);
             }
         }
     }
+}
+
+/// The identity a keyless certificate binds, on one line: workflow URI, repository, ref,
+/// issuer.
+pub fn keyless_line(id: &sign_action::x509::fulcio::KeylessIdentity) -> String {
+    let mut parts = vec![id.describe()];
+    if let Some(r) = &id.repository {
+        parts.push(format!("repository {r}"));
+    }
+    if let Some(r) = &id.git_ref {
+        parts.push(format!("ref {r}"));
+    }
+    if let Some(c) = &id.commit {
+        parts.push(format!("commit {c}"));
+    }
+    parts.join(", ")
 }
 
 /// Everything a verification run needs, built from CLI arguments or action inputs.
@@ -564,6 +674,7 @@ pub fn verify_settings(
         revocation: Some(Arc::new(checker)),
         plugin_dir: None,
         plugin_config: BTreeMap::new(),
+        allow_any_keyless_identity: false,
     })
 }
 
@@ -576,6 +687,7 @@ impl VerifyRequest {
             scope: args.scope.clone(),
             settings: VerifySettings {
                 plugin_config: parse_plugin_config(&args.plugin_config)?,
+                allow_any_keyless_identity: args.allow_any_keyless_identity,
                 ..verify_settings(
                     args.max_signatures,
                     &args.user_metadata,
@@ -712,6 +824,13 @@ pub fn print_verify_results(results: &[ArtifactVerification], output: OutputForm
                         r.error.as_deref().unwrap_or("verification failed")
                     );
                 }
+                if let Some(id) = r
+                    .signature
+                    .as_ref()
+                    .and_then(|s| s.keyless_identity.as_ref())
+                {
+                    println!("  keyless identity: {}", keyless_line(id));
+                }
                 if let Some(ts) = r.signature.as_ref().and_then(|s| s.timestamp.as_ref()) {
                     println!(
                         "  timestamped {} by {:?} (range {} to {})",
@@ -830,6 +949,9 @@ fn print_inspect(report: &InspectReport, details: bool) {
             println!("      issuer: {}", c.issuer);
             println!("      sha256: {}", c.sha256_fingerprint);
             println!("      valid: {} to {}", c.not_before, c.not_after);
+            if let Some(id) = &c.keyless_identity {
+                println!("      keyless identity: {}", keyless_line(id));
+            }
         }
     }
     if report.truncated {

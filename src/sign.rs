@@ -27,6 +27,9 @@ pub struct SignedArtifact {
     pub signer_subject: String,
     /// SHA-256 fingerprint of the leaf certificate (lowercase hex).
     pub certificate_fingerprint: String,
+    /// What a keyless (Fulcio) leaf certificate binds: workflow URI, repository, ref, issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyless_identity: Option<crate::x509::fulcio::KeylessIdentity>,
 }
 
 /// One artifact whose signing failed, with the reason.
@@ -169,6 +172,9 @@ pub async fn sign_all(
         .as_ref()
         .map(|c| c.sha256_fingerprint())
         .unwrap_or_default();
+    let keyless_identity = leaf
+        .as_ref()
+        .and_then(|c| crate::x509::fulcio::keyless_identity(c).ok().flatten());
     let (targets, mut expansion_failures) =
         expand_targets(store.as_ref(), targets, settings, on_warning).await;
 
@@ -180,6 +186,7 @@ pub async fn sign_all(
                 let timestamper = timestamper.clone();
                 let signer_subject = signer_subject.clone();
                 let fingerprint = fingerprint.clone();
+                let keyless_identity = keyless_identity.clone();
                 async move {
                     let outcome = sign_one(
                         store.as_ref(),
@@ -204,6 +211,10 @@ pub async fn sign_all(
                             storage: pushed.storage,
                             platform: target.platform.clone(),
                             signer_subject: leaf.as_ref().map_or(signer_subject, |c| c.subject()),
+                            keyless_identity: match &leaf {
+                                Some(c) => crate::x509::fulcio::keyless_identity(c).ok().flatten(),
+                                None => keyless_identity,
+                            },
                             certificate_fingerprint: leaf
                                 .as_ref()
                                 .map_or(fingerprint, |c| c.sha256_fingerprint()),

@@ -12,10 +12,12 @@ use serde::Serialize;
 use crate::envelope::{self, ParsedEnvelope, Payload, SigningScheme};
 use crate::oci::manifest::{ImageManifest, SIGNATURE_ARTIFACT_TYPE};
 use crate::oci::{ArtifactStore, Descriptor, Reference, MAX_ENVELOPE_BYTES};
+use crate::policy::identity::{any_matches_leaf, TrustedIdentity};
 use crate::policy::level::{Action, Check, VerifyTimestamp};
 use crate::policy::store::{StoreType, TrustStore, TrustStoreError};
 use crate::policy::TrustPolicyStatement;
 use crate::revocation::{RevocationChecker, RevocationStatus};
+use crate::x509::fulcio::{self, KeylessIdentity};
 use crate::x509::Certificate;
 
 /// Outcome of one check on one signature.
@@ -74,6 +76,9 @@ pub struct SignatureVerification {
     pub signer_subject: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate_fingerprint: Option<String>,
+    /// What a keyless (Fulcio) leaf certificate binds: workflow URI, repository, ref, issuer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyless_identity: Option<KeylessIdentity>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -177,9 +182,6 @@ impl ArtifactVerification {
     }
 }
 
-/// Decides whether a leaf certificate subject is a trusted identity.
-pub type IdentityMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
-
 /// A trust policy statement resolved for one artifact, with its stores loaded.
 #[derive(Clone)]
 pub struct EffectivePolicy {
@@ -194,8 +196,8 @@ pub struct EffectivePolicy {
     pub tsa_certificates: Vec<Certificate>,
     /// Whether the policy names any `tsa:` store.
     pub has_tsa_store: bool,
-    /// Matcher for the leaf subject; `None` means `*`.
-    pub identity_matcher: Option<IdentityMatcher>,
+    /// The statement's trusted identities (`[Any]` for `*`), matched against the leaf.
+    pub identities: Vec<TrustedIdentity>,
     /// Human text of the trusted identities, for error messages.
     pub trusted_identities: Vec<String>,
 }
@@ -211,9 +213,6 @@ impl EffectivePolicy {
             .into_iter()
             .map(|c| (c, statement.action_for(c)))
             .collect();
-        let matcher = statement
-            .leaf_subject_matcher()
-            .map(|m| Arc::new(m) as IdentityMatcher);
         Ok(EffectivePolicy {
             name: statement.name.clone(),
             level: statement.level().as_str().to_string(),
@@ -225,7 +224,7 @@ impl EffectivePolicy {
                 .certificates_for(statement, StoreType::SigningAuthority)?,
             tsa_certificates: trust_store.certificates_for(statement, StoreType::Tsa)?,
             has_tsa_store: statement.has_store_type(StoreType::Tsa),
-            identity_matcher: matcher,
+            identities: statement.trusted_identities.clone(),
             trusted_identities: statement.identity_texts(),
         })
     }
@@ -254,6 +253,9 @@ pub struct VerifySettings {
     pub plugin_dir: Option<PathBuf>,
     /// `pluginConfig` for verification plugins.
     pub plugin_config: BTreeMap<String, String>,
+    /// Accept keyless (Fulcio) signatures under a `*` trusted identity. Off by default: such a
+    /// policy would trust every OIDC identity the keyless CA certifies.
+    pub allow_any_keyless_identity: bool,
 }
 
 impl std::fmt::Debug for VerifySettings {
@@ -267,6 +269,10 @@ impl std::fmt::Debug for VerifySettings {
                 "plugin_config_keys",
                 &self.plugin_config.keys().collect::<Vec<_>>(),
             )
+            .field(
+                "allow_any_keyless_identity",
+                &self.allow_any_keyless_identity,
+            )
             .finish()
     }
 }
@@ -279,6 +285,7 @@ impl Default for VerifySettings {
             revocation: None,
             plugin_dir: None,
             plugin_config: BTreeMap::new(),
+            allow_any_keyless_identity: false,
         }
     }
 }
@@ -428,6 +435,7 @@ pub async fn verify_signature(
         signing_scheme: None,
         signer_subject: None,
         certificate_fingerprint: None,
+        keyless_identity: None,
         signing_time: None,
         expiry: None,
         timestamp: None,
@@ -470,6 +478,7 @@ pub async fn verify_signature(
     if let Some(leaf) = chain.first() {
         report.signer_subject = Some(leaf.subject());
         report.certificate_fingerprint = Some(leaf.sha256_fingerprint());
+        report.keyless_identity = fulcio::keyless_identity(leaf).ok().flatten();
     }
 
     // 1. Integrity: always enforced unless the level is skip (handled by the caller).
@@ -580,6 +589,7 @@ pub async fn verify_signature(
             &chain,
             policy,
             plugin_verdict.as_ref(),
+            settings.allow_any_keyless_identity,
         )),
     );
     // 3. Expiry.
@@ -689,6 +699,7 @@ fn check_authenticity(
     chain: &[Certificate],
     policy: &EffectivePolicy,
     plugin: Option<&PluginVerdict>,
+    allow_any_keyless_identity: bool,
 ) -> Result<CheckStatus, String> {
     let (anchors, store_type) = match envelope.signing_scheme {
         SigningScheme::X509 => (&policy.ca_certificates, "ca"),
@@ -714,16 +725,59 @@ fn check_authenticity(
     if let Some(result) = plugin.and_then(|p| p.trusted_identity.as_ref()) {
         return result.clone();
     }
-    if let (Some(matcher), Some(leaf)) = (&policy.identity_matcher, chain.first()) {
-        let subject = leaf.subject();
-        if !matcher(&subject) {
+    let Some(leaf) = chain.first() else {
+        return Err("the signature carries no certificate".into());
+    };
+    if policy.identities.contains(&TrustedIdentity::Any) {
+        // A keyless CA certifies whoever presents a token its issuers sign: "*" over it
+        // would accept a signature from any repository's workflow or any person.
+        if fulcio::is_keyless(leaf) && !allow_any_keyless_identity {
+            let who = match fulcio::keyless_identity(leaf) {
+                Ok(Some(id)) => id.describe(),
+                _ => "an unreadable identity".to_string(),
+            };
             return Err(format!(
-                "signing certificate subject {subject:?} does not match any trusted identity {:?}",
-                policy.trusted_identities
+                "trust policy statement {:?} trusts any identity (\"*\"), but the signing certificate is a keyless (Fulcio) certificate for {who}: its CA certifies whoever presents an OIDC token, so \"*\" would accept anyone's signature. Pin the signer with a trusted identity such as \"x509.san.uri:<workflow URI> fulcio.issuer:<issuer>\", or accept any keyless signer explicitly with --allow-any-keyless-identity (action input `allow-any-keyless-identity: true`)",
+                policy.name
             ));
         }
+        return Ok(CheckStatus::Passed);
     }
-    Ok(CheckStatus::Passed)
+    if any_matches_leaf(&policy.identities, leaf) {
+        return Ok(CheckStatus::Passed);
+    }
+    match fulcio::keyless_identity(leaf) {
+        Ok(Some(id)) => {
+            let issuerless = policy.identities.iter().find_map(|i| match i {
+                TrustedIdentity::Keyless(pin)
+                    if pin.issuer.is_none()
+                        && id.san_uris.iter().any(|u| pin.san_uri.matches(u)) =>
+                {
+                    Some(i.to_string())
+                }
+                _ => None,
+            });
+            let hint = match (issuerless, &id.issuer) {
+                (Some(pin), Some(issuer)) => format!(
+                    "; the identity {pin:?} has no fulcio.issuer clause, so it accepts no keyless certificate: append \" fulcio.issuer:{issuer}\" to it if that issuer is the one you trust"
+                ),
+                _ => String::new(),
+            };
+            Err(format!(
+                "signing certificate identity {} does not match any trusted identity {:?}{hint}",
+                id.describe(),
+                policy.trusted_identities
+            ))
+        }
+        Ok(None) => Err(format!(
+            "signing certificate subject {:?} does not match any trusted identity {:?}",
+            leaf.subject(),
+            policy.trusted_identities
+        )),
+        Err(e) => Err(format!(
+            "the signing certificate's keyless identity extensions are malformed ({e}); it matches no trusted identity"
+        )),
+    }
 }
 
 /// What a verification plugin decided for the checks it took over.

@@ -15,8 +15,8 @@ use sign_action::verify::VerifySettings;
 
 use crate::run::{
     execute_sign, execute_verify, load_policy, one_line, open_trust_store, parse_plugin_config,
-    settings_from, verify_settings, KeySource, SignRequest, StoreConfig, VerifyRequest,
-    EXIT_FAILED, EXIT_OK, EXIT_USAGE,
+    settings_from, verify_settings, KeySource, KeylessSource, SignRequest, StoreConfig,
+    VerifyRequest, EXIT_FAILED, EXIT_OK, EXIT_USAGE,
 };
 
 /// Inputs whose values are secrets: masked before anything else is printed.
@@ -48,7 +48,7 @@ pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut A
     if let Some(code) = install_plugin_input(&inputs, action).await {
         return code;
     }
-    let request = match sign_request_from_inputs(&inputs, env, &mut action.commands) {
+    let mut request = match sign_request_from_inputs(&inputs, env, &mut action.commands) {
         Ok(r) => r,
         Err(e) => {
             let message = action.commands.redact(&one_line(&e));
@@ -56,6 +56,18 @@ pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut A
             return EXIT_USAGE;
         }
     };
+    // The keyless token is obtained here, and masked, before anything else can print it.
+    if let KeySource::Keyless(source) = &mut request.key {
+        match obtain_masked_token(&source.token_source, &mut action.commands).await {
+            Ok(token) => source.token = Some(token),
+            Err(e) => {
+                let e = e.context("cannot obtain the OIDC token for keyless signing");
+                let message = action.commands.redact(&one_line(&e));
+                let _ = action.commands.error(&message, &AnnotationProps::default());
+                return EXIT_USAGE;
+            }
+        }
+    }
     let count = request.references.len();
     let _ = action.commands.group(&format!(
         "Signing {count} artifact{}",
@@ -97,6 +109,12 @@ pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut A
             s.signature_format,
             s.storage.as_str()
         ));
+        if let Some(id) = &s.keyless_identity {
+            let _ = action.commands.info(&format!(
+                "  keyless identity: {}",
+                crate::run::keyless_line(id)
+            ));
+        }
     }
     let _ = action.commands.end_group();
     for f in &report.failures {
@@ -149,7 +167,37 @@ pub(super) fn sign_request_from_inputs<W: Write>(
         anyhow::bail!("input `images` is required: one artifact reference per line");
     }
     plugin_download(inputs)?;
+    let keyless = inputs.get_bool("keyless")?.unwrap_or_default();
+    // Read whether or not keyless is on, so every run sees the same declared inputs.
+    let fulcio_url = inputs.get("fulcio-url");
+    let oidc_audience = inputs.get("oidc-audience");
+    let oidc_token_file = inputs.get("oidc-token-file");
+    if keyless {
+        if inputs.get("key").is_some()
+            || inputs.get("pkcs11-module").is_some()
+            || inputs.get("plugin").is_some()
+        {
+            anyhow::bail!(
+                "input `keyless` cannot be combined with `key`, `pkcs11-module` or `plugin`: give one key source"
+            );
+        }
+        if inputs.get("certificate-chain").is_some() {
+            anyhow::bail!(
+                "input `certificate-chain` cannot be given with `keyless`: the Fulcio CA issues the chain"
+            );
+        }
+        if oidc_audience.is_some() && oidc_token_file.is_some() {
+            anyhow::bail!(
+                "inputs `oidc-audience` and `oidc-token-file` are exclusive: a token file already has its audience"
+            );
+        }
+    }
     let key = match (inputs.get("key"), inputs.get("pkcs11-module")) {
+        (None, None) if keyless => KeySource::Keyless(KeylessSource::new(
+            fulcio_url,
+            oidc_audience,
+            oidc_token_file.map(Path::new),
+        )),
         (None, None) if inputs.get("plugin").is_some() => KeySource::Plugin {
             name: inputs.get("plugin").unwrap_or_default().to_string(),
             path: None,
@@ -189,7 +237,7 @@ pub(super) fn sign_request_from_inputs<W: Write>(
             anyhow::bail!("inputs `key` and `pkcs11-module` are exclusive: give one key source")
         }
         (None, None) => anyhow::bail!(
-            "a signing key is required: input `key` (PEM or file), `pkcs11-module` with `pkcs11-key`, or `plugin` with `plugin-key-id`"
+            "a signing key is required: input `key` (PEM or file), `pkcs11-module` with `pkcs11-key`, `plugin` with `plugin-key-id`, or `keyless: true`"
         ),
     };
     let chain_pem = match inputs.get("certificate-chain") {
@@ -248,6 +296,9 @@ pub(super) fn sign_request_from_inputs<W: Write>(
             anyhow::bail!("inputs `timestamp-url` and `timestamp-root-cert` must be given together")
         }
     };
+    if keyless {
+        crate::run::require_keyless_timestamp(timestamp.is_some(), "input `keyless`")?;
+    }
     Ok(SignRequest {
         check_revocation: true,
         timestamp,
@@ -474,6 +525,9 @@ pub(super) fn verify_request_from_inputs(
     let settings = VerifySettings {
         plugin_config: parse_plugin_config(&inputs.get_multiline("plugin-config"))
             .context("input `plugin-config`")?,
+        allow_any_keyless_identity: inputs
+            .get_bool("allow-any-keyless-identity")?
+            .unwrap_or_default(),
         ..verify_settings(max_signatures, &inputs.get_multiline("user-metadata"), None)?
     };
     let registry_ca_pem = match inputs.get("registry-ca") {
@@ -497,6 +551,19 @@ pub(super) fn verify_request_from_inputs(
         },
         recursive: inputs.get_bool("recursive")?.unwrap_or_default(),
     })
+}
+
+/// Obtain an OIDC token and mask it before anything else can print it. Every keyless or
+/// KMS-federation path in action mode goes through here rather than `oidc::obtain` directly.
+pub async fn obtain_masked_token<W: Write>(
+    source: &sign_action::oidc::TokenSource,
+    commands: &mut Commands<W>,
+) -> Result<sign_action::oidc::IdToken> {
+    let token = sign_action::oidc::obtain(source).await?;
+    commands
+        .register_secret(token.expose_secret())
+        .context("cannot write the ::add-mask:: command for the OIDC token")?;
+    Ok(token)
 }
 
 #[cfg(test)]

@@ -72,6 +72,10 @@ pub const SIGN_INPUTS: &[InputSpec] = &[
     input("plugin-url"),
     input("plugin-checksum"),
     input("plugin-config"),
+    with_default("keyless", "false"),
+    with_default("fulcio-url", "https://fulcio.sigstore.dev"),
+    input("oidc-audience"),
+    input("oidc-token-file"),
     with_default("signature-format", "jws"),
     input("expiry"),
     input("user-metadata"),
@@ -100,6 +104,7 @@ pub const VERIFY_INPUTS: &[InputSpec] = &[
     input("plugin-config"),
     with_default("max-signatures", "100"),
     with_default("recursive", "false"),
+    with_default("allow-any-keyless-identity", "false"),
     input("scope"),
     with_default("oci-layout", "false"),
     input("registry-username"),
@@ -431,7 +436,7 @@ mod tests {
     fn the_sign_action_reads_every_declared_input() {
         let pem = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
         let mut read = BTreeSet::new();
-        for source in ["key", "pkcs11-module", "plugin"] {
+        for source in ["key", "pkcs11-module", "plugin", "keyless"] {
             let env: Vec<(String, String)> = all_set(SIGN_INPUTS, |name| match name {
                 "images" => "registry.example/app@sha256:".to_string() + &"a".repeat(64),
                 "key" | "certificate-chain" | "timestamp-root-cert" | "registry-ca" => pem.into(),
@@ -441,12 +446,19 @@ mod tests {
                 "user-metadata" | "plugin-config" => "k=v".into(),
                 "timestamp-url" => "http://127.0.0.1:1/tsa".into(),
                 "oci-layout" | "recursive" => "true".into(),
+                "keyless" => (source == "keyless").to_string(),
+                "fulcio-url" => "https://fulcio.example".into(),
                 _ => "x".into(),
             })
             .into_iter()
             .filter(|(k, _)| {
                 let other = ["INPUT_KEY", "INPUT_PKCS11-MODULE", "INPUT_PLUGIN"];
                 !other.contains(&k.as_str()) || *k == format!("INPUT_{}", source.to_uppercase())
+            })
+            // A keyless run takes its chain from the CA and its token from one place.
+            .filter(|(k, _)| {
+                source != "keyless"
+                    || !["INPUT_CERTIFICATE-CHAIN", "INPUT_OIDC-AUDIENCE"].contains(&k.as_str())
             })
             .collect();
             let inputs = DeclaredInputs::from_env(env.iter().cloned(), SIGN_INPUTS);
@@ -473,7 +485,7 @@ mod tests {
             }
             "user-metadata" | "plugin-config" => "k=v".into(),
             "max-signatures" => "5".into(),
-            "oci-layout" | "recursive" => "true".into(),
+            "oci-layout" | "recursive" | "allow-any-keyless-identity" => "true".into(),
             _ => "x".into(),
         });
         let inputs = DeclaredInputs::from_env(env.iter().cloned(), VERIFY_INPUTS);

@@ -11,6 +11,7 @@ use sign_action::oci::Storage;
 use sign_action::policy::level::Check;
 use sign_action::sign::SignReport;
 use sign_action::verify::{ArtifactVerification, CheckStatus, Enforcement};
+use sign_action::x509::fulcio::KeylessIdentity;
 
 /// Characters that can start Markdown or HTML constructs inline. Escaping them with `\` is valid
 /// CommonMark for any ASCII punctuation and renders the character itself.
@@ -197,6 +198,20 @@ pub fn render_sign_summary(report: &SignReport) -> String {
         out.push_str("\n</details>\n");
     }
 
+    let keyless: Vec<Vec<Cell>> = report
+        .signatures
+        .iter()
+        .filter_map(|s| {
+            s.keyless_identity
+                .as_ref()
+                .map(|id| keyless_row(&s.reference, id))
+        })
+        .collect();
+    if !keyless.is_empty() {
+        out.push_str("\n#### Keyless signer identity\n\n");
+        out.push_str(&render_table(&KEYLESS_HEADERS, &keyless));
+    }
+
     if failed > 0 {
         let _ = writeln!(out, "\n#### Failed ({failed})\n");
         let rows: Vec<Vec<Cell>> = report
@@ -207,6 +222,31 @@ pub fn render_sign_summary(report: &SignReport) -> String {
         out.push_str(&render_table(&["Artifact", "Reason"], &rows));
     }
     out
+}
+
+const KEYLESS_HEADERS: [&str; 5] = [
+    "Artifact",
+    "Workflow (SAN URI)",
+    "Repository",
+    "Ref",
+    "OIDC issuer",
+];
+
+/// What a keyless certificate binds, as one table row.
+fn keyless_row(reference: &str, id: &KeylessIdentity) -> Vec<Cell> {
+    let uri = id
+        .san_uris
+        .first()
+        .or(id.san_emails.first())
+        .cloned()
+        .unwrap_or_default();
+    vec![
+        Cell::Code(reference.to_string()),
+        Cell::Code(uri),
+        Cell::Code(id.repository.clone().unwrap_or_default()),
+        Cell::Code(id.git_ref.clone().unwrap_or_default()),
+        Cell::Code(id.issuer.clone().unwrap_or_default()),
+    ]
 }
 
 /// The job summary of a verification run: one row per artifact with a ✓/✗/⚠ column per
@@ -241,7 +281,11 @@ pub fn render_verify_summary(results: &[ArtifactVerification]) -> String {
                     .to_string(),
                 ),
                 Cell::Text(
-                    sig.and_then(|s| s.signer_subject.clone())
+                    sig.and_then(|s| s.signer_subject.clone().filter(|s| !s.is_empty()))
+                        .or_else(|| {
+                            sig.and_then(|s| s.keyless_identity.as_ref())
+                                .map(KeylessIdentity::describe)
+                        })
                         .unwrap_or_default(),
                 ),
             ];
@@ -288,6 +332,19 @@ pub fn render_verify_summary(results: &[ArtifactVerification]) -> String {
             lines
         })
         .collect();
+    let keyless: Vec<Vec<Cell>> = results
+        .iter()
+        .filter_map(|r| {
+            r.signature
+                .as_ref()
+                .and_then(|s| s.keyless_identity.as_ref())
+                .map(|id| keyless_row(&r.reference, id))
+        })
+        .collect();
+    if !keyless.is_empty() {
+        out.push_str("\n#### Keyless signer identity\n\n");
+        out.push_str(&render_table(&KEYLESS_HEADERS, &keyless));
+    }
     if !problems.is_empty() {
         out.push_str("\n#### Details\n\n");
         out.push_str(&render_table(&["Artifact", "Reason"], &problems));
@@ -380,6 +437,7 @@ mod tests {
             signer_subject: "CN=signer|test,O=Notary,C=US".into(),
             certificate_fingerprint:
                 "aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899".into(),
+            keyless_identity: None,
         }
     }
 

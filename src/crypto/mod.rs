@@ -7,6 +7,7 @@
 
 mod algorithm;
 pub mod keys;
+pub(crate) mod x509sig;
 
 pub(crate) use algorithm::rsa_modulus_bits;
 pub use algorithm::{HashAlgorithm, KeySpec, SignatureAlgorithm};

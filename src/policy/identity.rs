@@ -5,12 +5,25 @@
 //! attribute per RDN, no repeated attribute types, no `#hex` values, C/ST/O mandatory, and
 //! the leaf certificate's subject (Go `pkix.Name.String()` text) goes through the very same
 //! parser so that the two sides are compared as attribute→value maps.
+//!
+//! Keyless (Fulcio) certificates have an empty subject, so they get their own forms: a pin of
+//! the subjectAltName URI (the workflow) and of the OIDC issuer (Fulcio's issuer extension),
+//! written together in one entry, e.g.
+//! `x509.san.uri:https://github.com/o/r/.github/workflows/release.yml@refs/heads/main fulcio.issuer:https://token.actions.githubusercontent.com`.
+//! Clauses are separated by whitespace, which neither a URI nor a git ref can contain.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::x509::Certificate;
+
 /// Prefix of identities notation evaluates itself.
 pub const X509_SUBJECT_PREFIX: &str = "x509.subject";
+
+/// Clause pinning a subjectAltName URI (exact, or with one trailing `*`).
+pub const SAN_URI_PREFIX: &str = "x509.san.uri";
+/// Clause pinning the OIDC issuer a keyless certificate records (Fulcio 1.8 / 1.1).
+pub const FULCIO_ISSUER_PREFIX: &str = "fulcio.issuer";
 
 /// Attribute types every `x509.subject` identity (and a matching leaf) must carry.
 const MANDATORY: [&str; 3] = ["C", "ST", "O"];
@@ -275,6 +288,8 @@ pub enum IdentityError {
         #[source]
         source: DnError,
     },
+    #[error("trusted identity {identity:?} is invalid: {reason}")]
+    InvalidKeyless { identity: String, reason: String },
 }
 
 /// One entry of `trustedIdentities`.
@@ -284,6 +299,8 @@ pub enum TrustedIdentity {
     Any,
     /// `x509.subject:<DN>`.
     X509Subject(DistinguishedName),
+    /// `x509.san.uri:<URI>[ fulcio.issuer:<ISSUER>]`: a keyless signer.
+    Keyless(KeylessPin),
     /// Any other `<prefix>:<value>` (left to verification plugins, e.g. AWS Signer ARNs).
     Other { prefix: String, value: String },
 }
@@ -295,6 +312,12 @@ impl TrustedIdentity {
         }
         if text == "*" {
             return Ok(TrustedIdentity::Any);
+        }
+        if [SAN_URI_PREFIX, FULCIO_ISSUER_PREFIX]
+            .iter()
+            .any(|p| text.trim_start().starts_with(&format!("{p}:")))
+        {
+            return KeylessPin::parse(text).map(TrustedIdentity::Keyless);
         }
         let (prefix, value) = text
             .split_once(':')
@@ -322,6 +345,7 @@ impl fmt::Display for TrustedIdentity {
         match self {
             TrustedIdentity::Any => f.write_str("*"),
             TrustedIdentity::X509Subject(dn) => write!(f, "{X509_SUBJECT_PREFIX}:{dn}"),
+            TrustedIdentity::Keyless(pin) => f.write_str(&pin.text),
             TrustedIdentity::Other { prefix, value } => write!(f, "{prefix}:{value}"),
         }
     }
@@ -359,8 +383,183 @@ pub fn matches_leaf_subject(identity: &TrustedIdentity, leaf_subject: &str) -> b
         TrustedIdentity::X509Subject(dn) => DistinguishedName::parse(leaf_subject)
             .map(|leaf| dn.is_subset_of(&leaf))
             .unwrap_or(false),
-        TrustedIdentity::Other { .. } => false,
+        TrustedIdentity::Keyless(_) | TrustedIdentity::Other { .. } => false,
     }
+}
+
+/// Whether the leaf certificate satisfies `identity`: `x509.subject` identities read its
+/// subject, keyless pins its subjectAltName URIs and Fulcio issuer extension.
+pub fn matches_leaf(identity: &TrustedIdentity, leaf: &Certificate) -> bool {
+    match identity {
+        TrustedIdentity::Keyless(pin) => pin.matches(leaf),
+        other => matches_leaf_subject(other, &leaf.subject()),
+    }
+}
+
+/// Whether any of `identities` accepts the leaf certificate.
+pub fn any_matches_leaf(identities: &[TrustedIdentity], leaf: &Certificate) -> bool {
+    identities.iter().any(|i| matches_leaf(i, leaf))
+}
+
+/// A `x509.san.uri` pattern: the literal URI, or a prefix when written with a trailing `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UriPattern {
+    literal: String,
+    wildcard: bool,
+}
+
+impl UriPattern {
+    fn parse(value: &str) -> Result<UriPattern, String> {
+        if value.is_empty() {
+            return Err(format!("{SAN_URI_PREFIX} has an empty value"));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(format!("{SAN_URI_PREFIX} contains control characters"));
+        }
+        let (literal, wildcard) = match value.strip_suffix('*') {
+            Some(rest) => (rest, true),
+            None => (value, false),
+        };
+        if literal.contains('*') {
+            return Err(format!(
+                "{SAN_URI_PREFIX} may contain '*' only as its last character (a trailing wildcard), e.g. .../release.yml@refs/heads/*"
+            ));
+        }
+        let url = url::Url::parse(literal).map_err(|e| {
+            format!("{SAN_URI_PREFIX} value {literal:?} is not an absolute URI: {e}")
+        })?;
+        if url.host_str().is_none_or(|h| h.is_empty()) {
+            return Err(format!(
+                "{SAN_URI_PREFIX} value {literal:?} has no host; give the whole URI, e.g. https://github.com/OWNER/REPO/.github/workflows/FILE@REF"
+            ));
+        }
+        if wildcard {
+            if !(literal.ends_with('/') || literal.ends_with('@')) {
+                return Err(format!(
+                    "{SAN_URI_PREFIX}: the wildcard must follow '/' or '@' (e.g. ...@refs/heads/* or .../workflows/*), so that {literal:?}* cannot also match a longer name that merely starts the same"
+                ));
+            }
+            let segments = url
+                .path_segments()
+                .map(|s| s.filter(|p| !p.is_empty()).count())
+                .unwrap_or(0);
+            if segments == 0 {
+                return Err(format!(
+                    "{SAN_URI_PREFIX}: {value:?} would trust every identity of the host; pin at least an owner or repository before the wildcard"
+                ));
+            }
+        }
+        Ok(UriPattern {
+            literal: literal.to_string(),
+            wildcard,
+        })
+    }
+
+    /// Exact comparison, or a prefix followed by at least one character.
+    pub fn matches(&self, uri: &str) -> bool {
+        if self.wildcard {
+            uri.len() > self.literal.len() && uri.starts_with(&self.literal)
+        } else {
+            uri == self.literal
+        }
+    }
+}
+
+/// A keyless signer pin: the certificate's subjectAltName URI and, for keyless (Fulcio)
+/// certificates, the OIDC issuer recorded in its extension.
+///
+/// Without a `fulcio.issuer` clause the pin accepts only certificates that carry no Fulcio
+/// extension (an ordinary CA's certificate with a URI SAN, e.g. SPIFFE): a keyless
+/// certificate's SAN means something only together with the issuer that vouched for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeylessPin {
+    pub san_uri: UriPattern,
+    pub issuer: Option<String>,
+    text: String,
+}
+
+impl KeylessPin {
+    pub fn parse(text: &str) -> Result<KeylessPin, IdentityError> {
+        let invalid = |reason: String| IdentityError::InvalidKeyless {
+            identity: text.to_string(),
+            reason,
+        };
+        let mut san_uri = None;
+        let mut issuer = None;
+        for clause in text.split_whitespace() {
+            let Some((prefix, value)) = clause.split_once(':') else {
+                return Err(invalid(format!(
+                    "{clause:?} is not a clause; write {SAN_URI_PREFIX}:<URI> and {FULCIO_ISSUER_PREFIX}:<ISSUER> separated by a space"
+                )));
+            };
+            match prefix {
+                SAN_URI_PREFIX => {
+                    if san_uri.is_some() {
+                        return Err(invalid(format!(
+                            "{SAN_URI_PREFIX} is given twice; write one entry per identity"
+                        )));
+                    }
+                    san_uri = Some(UriPattern::parse(value).map_err(invalid)?);
+                }
+                FULCIO_ISSUER_PREFIX => {
+                    if issuer.is_some() {
+                        return Err(invalid(format!("{FULCIO_ISSUER_PREFIX} is given twice")));
+                    }
+                    issuer = Some(parse_issuer(value).map_err(invalid)?);
+                }
+                other => {
+                    return Err(invalid(format!(
+                        "unknown clause {other:?}: a keyless identity combines only {SAN_URI_PREFIX} and {FULCIO_ISSUER_PREFIX}"
+                    )))
+                }
+            }
+        }
+        let Some(san_uri) = san_uri else {
+            return Err(invalid(format!(
+                "{FULCIO_ISSUER_PREFIX} alone trusts every identity the issuer vouches for (for GitHub Actions, every workflow of every repository); add {SAN_URI_PREFIX}:<workflow URI> to the same entry"
+            )));
+        };
+        Ok(KeylessPin {
+            san_uri,
+            issuer,
+            text: text.to_string(),
+        })
+    }
+
+    /// Whether `leaf` carries a matching URI SAN and the pinned issuer (or, for a pin without
+    /// issuer, no Fulcio extension at all). A malformed Fulcio extension never matches.
+    pub fn matches(&self, leaf: &Certificate) -> bool {
+        let Ok((uris, _)) = crate::x509::fulcio::subject_alt_names(leaf) else {
+            return false;
+        };
+        if !uris.iter().any(|u| self.san_uri.matches(u)) {
+            return false;
+        }
+        match crate::x509::fulcio::keyless_identity(leaf) {
+            Err(_) => false,
+            Ok(None) => self.issuer.is_none(),
+            Ok(Some(id)) => self.issuer.is_some() && id.issuer == self.issuer,
+        }
+    }
+}
+
+fn parse_issuer(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err(format!("{FULCIO_ISSUER_PREFIX} has an empty value"));
+    }
+    if value.contains('*') {
+        return Err(format!(
+            "{FULCIO_ISSUER_PREFIX} takes no wildcard: give the issuer exactly, e.g. https://token.actions.githubusercontent.com"
+        ));
+    }
+    let url = url::Url::parse(value)
+        .map_err(|e| format!("{FULCIO_ISSUER_PREFIX} value {value:?} is not a URL: {e}"))?;
+    if url.scheme() != "https" || url.host_str().is_none_or(|h| h.is_empty()) {
+        return Err(format!(
+            "{FULCIO_ISSUER_PREFIX} value {value:?} must be an https URL (the token's `iss`), e.g. https://token.actions.githubusercontent.com"
+        ));
+    }
+    Ok(value.to_string())
 }
 
 /// Whether any of `identities` accepts the leaf subject.
@@ -588,5 +787,122 @@ mod tests {
             "x509.subject: CN=b,O=Notary,ST=WA,C=US",
         ]))
         .is_none());
+    }
+
+    const GH: &str = "https://token.actions.githubusercontent.com";
+    const WF: &str =
+        "https://github.com/octo-org/octo-repo/.github/workflows/release.yml@refs/heads/main";
+
+    #[test]
+    fn keyless_forms_parse() {
+        let text = format!("x509.san.uri:{WF} fulcio.issuer:{GH}");
+        let TrustedIdentity::Keyless(pin) = TrustedIdentity::parse(&text).unwrap() else {
+            panic!("not a keyless pin")
+        };
+        assert_eq!(pin.issuer.as_deref(), Some(GH));
+        assert!(pin.san_uri.matches(WF));
+        assert!(!pin.san_uri.matches(&format!("{WF}x")));
+        // Order and spacing are free; the text is kept as written.
+        let swapped = format!("  fulcio.issuer:{GH}\tx509.san.uri:{WF} ");
+        let parsed = TrustedIdentity::parse(&swapped).unwrap();
+        assert_eq!(parsed.to_string(), swapped);
+        // A SAN pin alone is a valid form (it accepts only non-keyless certificates).
+        let TrustedIdentity::Keyless(alone) =
+            TrustedIdentity::parse(&format!("x509.san.uri:{WF}")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(alone.issuer, None);
+    }
+
+    #[test]
+    fn trailing_wildcards_only() {
+        let pattern = |p: &str| UriPattern::parse(p);
+        let heads = pattern(
+            "https://github.com/octo-org/octo-repo/.github/workflows/release.yml@refs/heads/*",
+        )
+        .unwrap();
+        assert!(heads.matches(WF));
+        assert!(heads.matches(
+            "https://github.com/octo-org/octo-repo/.github/workflows/release.yml@refs/heads/feature/x"
+        ));
+        assert!(!heads.matches(
+            "https://github.com/octo-org/octo-repo/.github/workflows/release.yml@refs/heads/"
+        ));
+        assert!(!heads.matches(
+            "https://github.com/octo-org/octo-repo/.github/workflows/release.yml@refs/tags/v1"
+        ));
+        let any_ref =
+            pattern("https://github.com/octo-org/octo-repo/.github/workflows/release.yml@*")
+                .unwrap();
+        assert!(any_ref.matches(WF));
+        let org = pattern("https://github.com/octo-org/*").unwrap();
+        assert!(org.matches(WF));
+        assert!(!org
+            .matches("https://github.com/octo-org-evil/x/.github/workflows/a.yml@refs/heads/main"));
+        for (bad, why) in [
+            (
+                "https://github.com/*/octo-repo/x",
+                "only as its last character",
+            ),
+            (
+                "https://github.com/octo-org/octo-repo*",
+                "must follow '/' or '@'",
+            ),
+            ("https://github.com/octo*/", "only as its last character"),
+            ("https://github.com/*", "every identity of the host"),
+            ("https://*", "empty host"),
+            ("*", "not an absolute URI"),
+            ("github.com/octo-org/*", "not an absolute URI"),
+            ("", "empty"),
+            ("urn:example:a", "no host"),
+        ] {
+            let err = pattern(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn malformed_keyless_forms_are_refused() {
+        for (text, why) in [
+            (format!("fulcio.issuer:{GH}"), "alone trusts every identity"),
+            (
+                format!("x509.san.uri:{WF} x509.san.uri:{WF} fulcio.issuer:{GH}"),
+                "given twice",
+            ),
+            (
+                format!("x509.san.uri:{WF} fulcio.issuer:{GH} fulcio.issuer:{GH}"),
+                "given twice",
+            ),
+            (
+                format!("x509.san.uri:{WF} fulcio.issuer:https://token.actions.*"),
+                "takes no wildcard",
+            ),
+            (
+                format!("x509.san.uri:{WF} fulcio.issuer:http://issuer.example"),
+                "must be an https URL",
+            ),
+            (format!("x509.san.uri:{WF} fulcio.issuer:"), "empty value"),
+            (format!("x509.san.uri:{WF} x509.subject:C=US"), "unknown clause"),
+            (format!("x509.san.uri:{WF} and"), "is not a clause"),
+            ("x509.san.uri:".to_string(), "empty value"),
+            (
+                format!("x509.san.uri:https://github.com/o/r/.github/workflows/*.yml@refs/heads/main fulcio.issuer:{GH}"),
+                "only as its last character",
+            ),
+        ] {
+            match TrustedIdentity::parse(&text) {
+                Err(IdentityError::InvalidKeyless { identity, reason }) => {
+                    assert_eq!(identity, text);
+                    assert!(reason.contains(why), "{text}: {reason}");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // Prefixes that merely resemble the keyless ones stay plugin identities.
+        assert!(matches!(
+            TrustedIdentity::parse("x509.san.uri.other:value"),
+            Ok(TrustedIdentity::Other { .. })
+        ));
     }
 }

@@ -57,40 +57,17 @@ pub async fn install_from_url(
 }
 
 async fn download(url: &str) -> Result<Vec<u8>, InstallError> {
-    let bad = |reason: &str| InstallError::Url {
+    let parsed = crate::net::secure_url(url).map_err(|e| InstallError::Url {
         url: url.to_string(),
-        reason: reason.to_string(),
-    };
-    let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-    let host = parsed.host_str().unwrap_or_default();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match parsed.scheme() {
-        "https" => {}
-        "http" if crate::oci::registry::is_loopback(host) => {}
-        _ => {
-            return Err(bad(
-                "use https (plain http is accepted for loopback hosts only)",
-            ))
-        }
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| InstallError::Download(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    // Redirects are not followed: they could leave https or the loopback host.
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(DOWNLOAD_TIMEOUT)
-        .connect_timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(crate::signing_agent())
-        .build()
+        reason: match e {
+            crate::net::NetError::InsecureUrl { why, .. } => why.to_string(),
+            other => other.to_string(),
+        },
+    })?;
+    // Redirects are not followed (net::https_client): they could leave https or loopback.
+    let client = crate::net::https_client(DOWNLOAD_TIMEOUT)
         .map_err(|e| InstallError::Download(e.to_string()))?;
-    let mut response = client
+    let response = client
         .get(parsed)
         .send()
         .await
@@ -101,24 +78,12 @@ async fn download(url: &str) -> Result<Vec<u8>, InstallError> {
             response.status()
         )));
     }
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_ARCHIVE_BYTES)
-    {
-        return Err(InstallError::TooLarge);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
+    crate::net::read_bounded(response, MAX_ARCHIVE_BYTES, "the plugin download")
         .await
-        .map_err(|e| InstallError::Download(e.to_string()))?
-    {
-        if (body.len() + chunk.len()) as u64 > MAX_ARCHIVE_BYTES {
-            return Err(InstallError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        .map_err(|e| match e {
+            crate::net::NetError::TooLarge { .. } => InstallError::TooLarge,
+            other => InstallError::Download(other.to_string()),
+        })
 }
 
 /// Unpack a `.tar.gz` (already checksummed) and install its single `notation-<name>` file.

@@ -1,4 +1,5 @@
-//! Signers whose keys live outside this process: PKCS#11 tokens and notation plugins.
+//! Signers whose keys live outside this process: PKCS#11 tokens, notation plugins and keyless
+//! (Fulcio) certificates for an ephemeral key.
 //! Each implements [`crate::crypto::Signer`], so envelope building and storage do not change.
 
 pub mod pkcs11;
@@ -8,3 +9,6 @@ pub mod install;
 pub mod plugin;
 
 pub use plugin::{Plugin, PluginError, PluginSigner};
+pub mod keyless;
+
+pub use keyless::{KeylessError, KeylessSigner};

@@ -1,6 +1,5 @@
 //! The RFC 3161 HTTP client used at signing time (digest §5 "Creating a timestamp").
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use der::asn1::{Int, OctetString, Uint};
@@ -47,22 +46,7 @@ impl std::fmt::Debug for HttpTimestamper {
 /// reqwest client on rustls with the aws-lc-rs provider and the webpki roots; no redirects
 /// (a redirected POST would turn into a GET, and the configured URL should be the endpoint).
 pub(crate) fn default_client(timeout: Duration) -> Result<reqwest::Client, TimestampError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TimestampError::Client(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(crate::signing_agent())
-        .build()
-        .map_err(|e| TimestampError::Client(e.to_string()))
+    crate::net::https_client(timeout).map_err(|e| TimestampError::Client(e.to_string()))
 }
 
 impl HttpTimestamper {

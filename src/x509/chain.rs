@@ -6,14 +6,15 @@
 
 use std::time::SystemTime;
 
-use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
-use const_oid::db::{rfc5280, rfc5912};
+use const_oid::db::rfc5280;
 use der::asn1::{AnyRef, BitStringRef, ObjectIdentifier};
-use der::{Decode, Encode, Tagged};
+use der::referenced::OwnedToRef;
+use der::{Decode, Encode};
 use spki::AlgorithmIdentifierRef;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages};
 
 use super::Certificate;
+use crate::crypto::x509sig::{self, X509SigError};
 use crate::crypto::KeySpec;
 
 /// What the chain is for: code signing leaves and TSA leaves have different rules.
@@ -48,27 +49,6 @@ pub enum ChainError {
         not_after: String,
     },
 }
-
-const OID_SHA1_RSA: ObjectIdentifier = rfc5912::SHA_1_WITH_RSA_ENCRYPTION;
-const OID_SHA256_RSA: ObjectIdentifier = rfc5912::SHA_256_WITH_RSA_ENCRYPTION;
-const OID_SHA384_RSA: ObjectIdentifier = rfc5912::SHA_384_WITH_RSA_ENCRYPTION;
-const OID_SHA512_RSA: ObjectIdentifier = rfc5912::SHA_512_WITH_RSA_ENCRYPTION;
-const OID_RSA_PSS: ObjectIdentifier = rfc5912::ID_RSASSA_PSS;
-const OID_MGF1: ObjectIdentifier = rfc5912::ID_MGF_1;
-const OID_ECDSA_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.1");
-const OID_ECDSA_SHA256: ObjectIdentifier = rfc5912::ECDSA_WITH_SHA_256;
-const OID_ECDSA_SHA384: ObjectIdentifier = rfc5912::ECDSA_WITH_SHA_384;
-const OID_ECDSA_SHA512: ObjectIdentifier = rfc5912::ECDSA_WITH_SHA_512;
-const OID_DSA_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10040.4.3");
-const OID_SHA1: ObjectIdentifier = rfc5912::ID_SHA_1;
-const OID_SHA256: ObjectIdentifier = rfc5912::ID_SHA_256;
-const OID_SHA384: ObjectIdentifier = rfc5912::ID_SHA_384;
-const OID_SHA512: ObjectIdentifier = rfc5912::ID_SHA_512;
-const OID_RSA_KEY: ObjectIdentifier = rfc5912::RSA_ENCRYPTION;
-const OID_EC_KEY: ObjectIdentifier = rfc5912::ID_EC_PUBLIC_KEY;
-const OID_P256: ObjectIdentifier = rfc5912::SECP_256_R_1;
-const OID_P384: ObjectIdentifier = rfc5912::SECP_384_R_1;
-const OID_P521: ObjectIdentifier = rfc5912::SECP_521_R_1;
 
 const OID_EXT_BASIC_CONSTRAINTS: ObjectIdentifier = rfc5280::ID_CE_BASIC_CONSTRAINTS;
 const OID_EXT_KEY_USAGE: ObjectIdentifier = rfc5280::ID_CE_KEY_USAGE;
@@ -337,19 +317,6 @@ struct RawCertificate<'a> {
     signature: BitStringRef<'a>,
 }
 
-/// RSASSA-PSS-params (RFC 4055); absent fields take the (SHA-1) defaults, which we refuse.
-#[derive(der::Sequence)]
-struct PssParams<'a> {
-    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
-    hash: Option<AlgorithmIdentifierRef<'a>>,
-    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
-    mask_gen: Option<AlgorithmIdentifierRef<'a>>,
-    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", optional = "true")]
-    salt_length: Option<u32>,
-    #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
-    trailer_field: Option<u32>,
-}
-
 /// Check that `cert`'s signature was made by `issuer`'s key.
 fn verify_signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), LinkError> {
     let raw = RawCertificate::from_der(cert.der())
@@ -377,154 +344,15 @@ fn verify_signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), Link
         LinkError::Refused("the certificate signature is not a whole number of bytes".into())
     })?;
 
-    let issuer_spki = &issuer.parsed.tbs_certificate.subject_public_key_info;
-    let key_oid = issuer_spki.algorithm.oid;
-    let key = issuer_spki.subject_public_key.raw_bytes();
-    let curve: Option<ObjectIdentifier> = issuer_spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as().ok());
-
-    if key_oid == OID_RSA_KEY {
-        match crate::crypto::rsa_modulus_bits(key) {
-            Some(bits) if bits >= 2048 => {}
-            Some(bits) => {
-                return Err(LinkError::Refused(format!(
-                "the key that signed this certificate is RSA-{bits}; at least RSA-2048 is required"
-            )))
-            }
-            None => {
-                return Err(LinkError::Refused(
-                    "the issuer's RSA key is malformed".into(),
-                ))
-            }
+    let issuer_spki = issuer
+        .parsed
+        .tbs_certificate
+        .subject_public_key_info
+        .owned_to_ref();
+    x509sig::verify(raw.algorithm, None, issuer_spki, &tbs, signature).map_err(|e| match e {
+        X509SigError::BadSignature => LinkError::BadSignature,
+        X509SigError::Refused(why) => {
+            LinkError::Refused(format!("the certificate's signature is refused: {why}"))
         }
-    }
-    let alg = signature_algorithm(&raw.algorithm, key_oid, curve)?;
-    UnparsedPublicKey::new(alg, key)
-        .verify(&tbs, signature)
-        .map_err(|_| LinkError::BadSignature)
-}
-
-fn signature_algorithm(
-    alg: &AlgorithmIdentifierRef<'_>,
-    key_oid: ObjectIdentifier,
-    curve: Option<ObjectIdentifier>,
-) -> Result<&'static dyn VerificationAlgorithm, LinkError> {
-    let refused = |s: String| Err(LinkError::Refused(s));
-    let oid = alg.oid;
-    if [OID_SHA1_RSA, OID_ECDSA_SHA1, OID_DSA_SHA1].contains(&oid) {
-        return refused("the certificate is signed with SHA-1, which Notary does not accept; reissue it with SHA-256 or stronger".into());
-    }
-    let needs_rsa = || {
-        if key_oid == OID_RSA_KEY {
-            Ok(())
-        } else {
-            Err(LinkError::Refused(format!(
-                "the certificate has an RSA signature but its issuer's key is {key_oid}"
-            )))
-        }
-    };
-    let no_params = || match &alg.parameters {
-        None => Ok(()),
-        Some(p) if p.tag() == der::Tag::Null => Ok(()),
-        Some(_) => Err(LinkError::Refused(format!(
-            "unexpected parameters for signature algorithm {oid}"
-        ))),
-    };
-    if oid == OID_SHA256_RSA || oid == OID_SHA384_RSA || oid == OID_SHA512_RSA {
-        needs_rsa()?;
-        no_params()?;
-        return Ok(match oid {
-            o if o == OID_SHA256_RSA => &sig::RSA_PKCS1_2048_8192_SHA256,
-            o if o == OID_SHA384_RSA => &sig::RSA_PKCS1_2048_8192_SHA384,
-            _ => &sig::RSA_PKCS1_2048_8192_SHA512,
-        });
-    }
-    if oid == OID_RSA_PSS {
-        needs_rsa()?;
-        let params: PssParams = alg
-            .parameters
-            .as_ref()
-            .ok_or_else(|| LinkError::Refused("RSASSA-PSS signature without parameters".into()))?
-            .decode_as()
-            .map_err(|e| LinkError::Refused(format!("malformed RSASSA-PSS parameters: {e}")))?;
-        let hash = params.hash.map(|h| h.oid).unwrap_or(OID_SHA1);
-        let mgf_hash = match &params.mask_gen {
-            None => OID_SHA1,
-            Some(m) if m.oid == OID_MGF1 => m
-                .parameters
-                .as_ref()
-                .and_then(|p| p.decode_as::<AlgorithmIdentifierRef>().ok())
-                .map(|a| a.oid)
-                .ok_or_else(|| LinkError::Refused("malformed RSASSA-PSS MGF1 parameters".into()))?,
-            Some(m) => return refused(format!("unsupported RSASSA-PSS mask generation {}", m.oid)),
-        };
-        let (verifier, hash_len): (&'static dyn VerificationAlgorithm, u32) = match hash {
-            h if h == OID_SHA256 => (&sig::RSA_PSS_2048_8192_SHA256, 32),
-            h if h == OID_SHA384 => (&sig::RSA_PSS_2048_8192_SHA384, 48),
-            h if h == OID_SHA512 => (&sig::RSA_PSS_2048_8192_SHA512, 64),
-            h if h == OID_SHA1 => return refused("the certificate is signed with RSASSA-PSS over SHA-1, which Notary does not accept".into()),
-            h => return refused(format!("unsupported RSASSA-PSS hash {h}")),
-        };
-        // Like Go, only the one sane parameter set: MGF1 with the same hash, salt = hash
-        // length, default trailer.
-        if mgf_hash != hash {
-            return refused(
-                "RSASSA-PSS with an MGF1 hash different from the message hash is not supported"
-                    .into(),
-            );
-        }
-        if params.salt_length.unwrap_or(20) != hash_len {
-            return refused(format!(
-                "RSASSA-PSS salt length {} is not supported (must equal the hash length, {hash_len})",
-                params.salt_length.unwrap_or(20)
-            ));
-        }
-        if params.trailer_field.unwrap_or(1) != 1 {
-            return refused("RSASSA-PSS trailer field must be 1".into());
-        }
-        return Ok(verifier);
-    }
-    if oid == OID_ECDSA_SHA256 || oid == OID_ECDSA_SHA384 || oid == OID_ECDSA_SHA512 {
-        if alg.parameters.is_some() {
-            return refused(format!(
-                "unexpected parameters for signature algorithm {oid}"
-            ));
-        }
-        if key_oid != OID_EC_KEY {
-            return refused(format!(
-                "the certificate has an ECDSA signature but its issuer's key is {key_oid}"
-            ));
-        }
-        let h = if oid == OID_ECDSA_SHA256 {
-            256
-        } else if oid == OID_ECDSA_SHA384 {
-            384
-        } else {
-            512
-        };
-        let c = match curve {
-            Some(c) if c == OID_P256 => 256,
-            Some(c) if c == OID_P384 => 384,
-            Some(c) if c == OID_P521 => 521,
-            Some(c) => return refused(format!("unsupported issuer curve {c}")),
-            None => return refused("the issuer's EC key has no named curve".into()),
-        };
-        return Ok(match (c, h) {
-            (256, 256) => &sig::ECDSA_P256_SHA256_ASN1,
-            (256, 384) => &sig::ECDSA_P256_SHA384_ASN1,
-            (256, _) => &sig::ECDSA_P256_SHA512_ASN1,
-            (384, 256) => &sig::ECDSA_P384_SHA256_ASN1,
-            (384, 384) => &sig::ECDSA_P384_SHA384_ASN1,
-            (384, _) => &sig::ECDSA_P384_SHA512_ASN1,
-            (_, 256) => &sig::ECDSA_P521_SHA256_ASN1,
-            (_, 384) => &sig::ECDSA_P521_SHA384_ASN1,
-            _ => &sig::ECDSA_P521_SHA512_ASN1,
-        });
-    }
-    refused(format!(
-        "unsupported certificate signature algorithm {oid} (use RSA PKCS#1 v1.5 or RSASSA-PSS with SHA-256/384/512, or ECDSA with SHA-256/384/512)"
-    ))
+    })
 }

@@ -9,6 +9,7 @@
 
 pub mod chain;
 pub mod dn;
+pub mod fulcio;
 
 pub use chain::{is_ca, is_self_signed, validate_chain, ChainError, ChainPurpose};
 

@@ -9,7 +9,9 @@
 
 pub mod fake_http;
 pub mod fault_proxy;
+pub mod fulcio;
 pub mod oci_server;
+pub mod oidc;
 pub mod registry_front;
 
 use std::io::{Read, Write};
