@@ -602,3 +602,144 @@ pub fn render_check_summary(outcome: &CheckOutcome) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sign_action::check::evaluate::Unchecked;
+    use sign_action::check::{
+        Evaluation, ImageRef, ImageResult, RefKind, RefResult, ScanReport, Skipped,
+    };
+
+    fn outcome(fail_on: FailOn) -> CheckOutcome {
+        let verdicts = [
+            Verdict::SignedTrusted {
+                signer: Some("CN=a".into()),
+            },
+            Verdict::SignedUntrusted {
+                check: "authenticity".into(),
+                signer: Some("CN=b".into()),
+                detail: "not trusted".into(),
+            },
+            Verdict::Unsigned,
+            Verdict::CouldNotCheck {
+                reason: Unchecked::Unreachable,
+                detail: "refused".into(),
+            },
+        ];
+        let images: Vec<ImageResult> = verdicts
+            .iter()
+            .enumerate()
+            .map(|(i, v)| ImageResult {
+                reference: format!("r.example/img{i}:1"),
+                digest: Some(format!("sha256:{i:064}")),
+                verdict: v.clone(),
+                policy: None,
+                warnings: Vec::new(),
+            })
+            .collect();
+        let references = (0..4)
+            .map(|i| RefResult {
+                location: ImageRef {
+                    file: "k8s/a|b.yaml".into(),
+                    line: 10 + i,
+                    column: 3,
+                    reference: format!("r.example/img{i}:1"),
+                    kind: RefKind::KubernetesContainer,
+                },
+                image: i,
+            })
+            .collect();
+        CheckOutcome {
+            scan: ScanReport {
+                files: vec!["k8s/a|b.yaml".into()],
+                references: Vec::new(),
+                skipped: vec![Skipped {
+                    file: "Dockerfile".into(),
+                    line: 2,
+                    column: 6,
+                    text: "${BASE}".into(),
+                    reason: "no default".into(),
+                }],
+                errors: Vec::new(),
+            },
+            evaluation: Evaluation {
+                images,
+                references,
+                resolved: 4,
+                verified: 4,
+            },
+            fail_on,
+            registry_requests: 0,
+        }
+    }
+
+    #[test]
+    fn annotation_levels_follow_fail_on() {
+        let levels = |f: FailOn| {
+            annotations(&outcome(f))
+                .iter()
+                .map(|a| (a.line, a.level))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            levels(FailOn::Untrusted),
+            vec![
+                (11, Level::Failure),
+                (12, Level::Failure),
+                (13, Level::Warning),
+                (2, Level::Notice)
+            ]
+        );
+        assert_eq!(
+            levels(FailOn::None),
+            vec![
+                (11, Level::Warning),
+                (12, Level::Warning),
+                (13, Level::Warning),
+                (2, Level::Notice)
+            ]
+        );
+        let o = outcome(FailOn::Unsigned);
+        assert_eq!(o.failed_count(), 1);
+        assert!(!o.passed());
+        assert!(outcome(FailOn::None).passed());
+    }
+
+    #[test]
+    fn summary_has_one_escaped_row_per_reference() {
+        let s = render_check_summary(&outcome(FailOn::Any));
+        assert_eq!(s.matches("\n| `k8s/a\\|b.yaml:").count(), 4, "{s}");
+        assert!(s.contains("1 signed and trusted, 1 signed but not trusted, 1 unsigned, 1 could not be checked. Failed (fail-on: any)."));
+        assert!(s.contains("signed, not trusted (authenticity failed)"));
+        assert!(s.contains("`${BASE}`"));
+    }
+
+    #[test]
+    fn pull_request_context_names_the_head_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let event = dir.path().join("event.json");
+        std::fs::write(
+            &event,
+            r#"{"pull_request":{"number":12,"head":{"sha":"abc"}},"repository":{"full_name":"o/r"}}"#,
+        )
+        .unwrap();
+        let env = |name: &str| {
+            vec![
+                ("GITHUB_EVENT_NAME".to_string(), name.to_string()),
+                ("GITHUB_EVENT_PATH".into(), event.display().to_string()),
+                ("GITHUB_SHA".into(), "merge".into()),
+            ]
+        };
+        let ctx = RunContext::from_env(&env("pull_request")).unwrap();
+        assert_eq!(ctx.pull_request, Some(12));
+        assert_eq!(ctx.head_sha.as_deref(), Some("abc"));
+        assert_eq!(ctx.repository.as_deref(), Some("o/r"));
+        assert_eq!(ctx.api_url, "https://api.github.com");
+        let ctx = RunContext::from_env(&env("push")).unwrap();
+        assert_eq!(ctx.pull_request, None);
+        assert_eq!(ctx.head_sha.as_deref(), Some("merge"));
+        assert!(is_inside("a/b.yaml"));
+        assert!(!is_inside("../b.yaml") && !is_inside("/etc/x.yaml"));
+    }
+}
