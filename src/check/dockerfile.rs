@@ -92,8 +92,21 @@ fn instructions(text: &str) -> Vec<Instruction> {
     let mut out = Vec::new();
     let mut current: Vec<Ch> = Vec::new();
     let mut continuing = false;
+    // Heredoc bodies still to skip (`RUN <<EOF` … `EOF`): their lines are not instructions.
+    let mut heredocs: std::collections::VecDeque<(String, bool)> = Default::default();
     for (i, raw) in text.lines().enumerate() {
         let line_no = i + 1;
+        if let Some((delimiter, strip_tabs)) = heredocs.front() {
+            let line = if *strip_tabs {
+                raw.trim_start_matches('\t')
+            } else {
+                raw
+            };
+            if line == delimiter {
+                heredocs.pop_front();
+            }
+            continue;
+        }
         let trimmed = raw.trim_start();
         // Comment lines are dropped wherever they are, also inside a continuation; so are
         // empty lines inside one.
@@ -126,11 +139,42 @@ fn instructions(text: &str) -> Vec<Instruction> {
         }
         continuing = false;
         if let Some(instruction) = finish(std::mem::take(&mut current)) {
+            if matches!(instruction.keyword.as_str(), "RUN" | "COPY" | "ADD") {
+                heredocs.extend(heredoc_delimiters(&instruction.args));
+            }
             out.push(instruction);
         }
     }
     if let Some(instruction) = finish(current) {
         out.push(instruction);
+    }
+    out
+}
+
+/// The delimiters of the heredocs an instruction opens, in order, with whether leading tabs
+/// are stripped before comparing. As BuildKit reads them: a word that is `<<NAME`, `<<-NAME`
+/// or `<<"NAME"` (after an optional file descriptor number); `$((1<<2))` is not one.
+fn heredoc_delimiters(args: &[Ch]) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for w in words(args) {
+        let Some(rest) = w
+            .text
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .strip_prefix("<<")
+        else {
+            continue;
+        };
+        let (strip_tabs, rest) = match rest.strip_prefix('-') {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        let name = ['"', '\'']
+            .iter()
+            .find_map(|q| rest.strip_prefix(*q).and_then(|r| r.strip_suffix(*q)));
+        let name = name.unwrap_or(rest);
+        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            out.push((name.to_string(), strip_tabs));
+        }
     }
     out
 }
@@ -434,6 +478,13 @@ FROM golang:${GO_VERSION}
         assert_eq!(refs(text), vec![(4, 5, "alpine:3.19".into())]);
         let text = "# escape=`\nFROM `\n  debian:12\nRUN dir c:\\\n";
         assert_eq!(refs(text), vec![(3, 3, "debian:12".into())]);
+    }
+
+    #[test]
+    fn heredoc_bodies_are_not_instructions() {
+        let text = "FROM alpine:3 AS a\nRUN echo $((1<<2)) <<<x\nRUN <<EOF\nFROM not-an-image:1\nEOF\nCOPY <<-\"A\" <<B /x\n\tFROM nor-this:1\n\tA\nFROM nor-that:1\nB\nFROM debian:12\n";
+        let found: Vec<String> = refs(text).into_iter().map(|r| r.2).collect();
+        assert_eq!(found, vec!["alpine:3", "debian:12"]);
     }
 
     #[test]
