@@ -297,50 +297,67 @@ fn expand_braces(pattern: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// Memoised on (pattern position, path position), so patterns with many stars stay linear in
+/// their product rather than exponential.
 fn glob_match(p: &[char], s: &[char]) -> bool {
+    let mut memo = vec![None; (p.len() + 1) * (s.len() + 1)];
+    glob_at(p, s, 0, 0, &mut memo)
+}
+
+fn glob_at(p: &[char], s: &[char], pi: usize, si: usize, memo: &mut [Option<bool>]) -> bool {
+    let key = pi * (s.len() + 1) + si;
+    if let Some(known) = memo[key] {
+        return known;
+    }
+    let result = glob_step(p, s, pi, si, memo);
+    memo[key] = Some(result);
+    result
+}
+
+fn glob_step(p: &[char], s: &[char], pi: usize, si: usize, memo: &mut [Option<bool>]) -> bool {
+    let (pr, sr) = (&p[pi..], &s[si..]);
     // `**/` matches zero or more whole components; a trailing `**` matches the rest.
-    if p.len() >= 2 && p[0] == '*' && p[1] == '*' {
-        let rest = if p.len() > 2 && p[2] == '/' {
-            &p[3..]
+    if pr.len() >= 2 && pr[0] == '*' && pr[1] == '*' {
+        let rest = if pr.len() > 2 && pr[2] == '/' {
+            pi + 3
         } else {
-            &p[2..]
+            pi + 2
         };
-        if glob_match(rest, s) {
+        if glob_at(p, s, rest, si, memo) {
             return true;
         }
-        for (i, c) in s.iter().enumerate() {
-            if *c == '/' && glob_match(rest, &s[i + 1..]) {
+        for (i, c) in sr.iter().enumerate() {
+            if *c == '/' && glob_at(p, s, rest, si + i + 1, memo) {
                 return true;
             }
         }
-        return rest.is_empty();
+        return rest == p.len();
     }
-    match p.first() {
-        None => s.is_empty(),
+    match pr.first() {
+        None => sr.is_empty(),
         Some('*') => {
-            let rest = &p[1..];
-            for i in 0..=s.len() {
-                if glob_match(rest, &s[i..]) {
+            for i in 0..=sr.len() {
+                if glob_at(p, s, pi + 1, si + i, memo) {
                     return true;
                 }
-                if i < s.len() && s[i] == '/' {
+                if i < sr.len() && sr[i] == '/' {
                     break;
                 }
             }
             false
         }
-        Some('?') => !s.is_empty() && s[0] != '/' && glob_match(&p[1..], &s[1..]),
+        Some('?') => !sr.is_empty() && sr[0] != '/' && glob_at(p, s, pi + 1, si + 1, memo),
         Some('[') => {
-            let Some(end) = p.iter().skip(2).position(|c| *c == ']').map(|i| i + 2) else {
-                return !s.is_empty() && s[0] == '[' && glob_match(&p[1..], &s[1..]);
+            let Some(end) = pr.iter().skip(2).position(|c| *c == ']').map(|i| i + 2) else {
+                return !sr.is_empty() && sr[0] == '[' && glob_at(p, s, pi + 1, si + 1, memo);
             };
-            let Some(&c) = s.first() else { return false };
+            let Some(&c) = sr.first() else { return false };
             if c == '/' {
                 return false;
             }
-            let (negate, class) = match p[1] {
-                '!' | '^' => (true, &p[2..end]),
-                _ => (false, &p[1..end]),
+            let (negate, class) = match pr[1] {
+                '!' | '^' => (true, &pr[2..end]),
+                _ => (false, &pr[1..end]),
             };
             let mut hit = false;
             let mut i = 0;
@@ -353,9 +370,9 @@ fn glob_match(p: &[char], s: &[char]) -> bool {
                     i += 1;
                 }
             }
-            hit != negate && glob_match(&p[end + 1..], &s[1..])
+            hit != negate && glob_at(p, s, pi + end + 1, si + 1, memo)
         }
-        Some(&c) => !s.is_empty() && s[0] == c && glob_match(&p[1..], &s[1..]),
+        Some(&c) => !sr.is_empty() && sr[0] == c && glob_at(p, s, pi + 1, si + 1, memo),
     }
 }
 
@@ -384,6 +401,10 @@ mod tests {
         assert!(!m("deploy/[!a-c]?.yaml", "deploy/b1.yaml"));
         assert!(m(".github/workflows/*.yml", ".github/workflows/ci.yml"));
         assert!(Glob::new("a{b").is_err());
+        // Many stars against a long near-miss: memoised, so this returns at once.
+        let long = format!("{}b", "a".repeat(200));
+        assert!(!m("*a*a*a*a*a*a*a*a*a*a*a*a*c", &long));
+        assert!(m("**/**/**/**/**/**/x", "a/b/c/d/e/f/g/h/x"));
     }
 
     #[test]

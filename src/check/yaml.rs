@@ -17,6 +17,8 @@ use super::{ImageRef, RefKind, ScanError, Skipped};
 /// Nodes a walk may visit per document before the document is refused (aliases can make a
 /// small file describe an exponentially large tree).
 const MAX_VISITS: usize = 1_000_000;
+/// Nesting depth refused beyond: manifests nest a dozen levels, and the walks recurse.
+const MAX_DEPTH: usize = 256;
 
 /// A YAML node with the position of where it starts (1-based line and column).
 #[derive(Debug)]
@@ -135,6 +137,9 @@ pub(crate) fn parse_documents(text: &str) -> Result<Vec<Rc<Node>>, (usize, Strin
                     anchors.insert(anchor, node.clone());
                 }
                 attach(&mut stack, node, &mut finished);
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) if stack.len() >= MAX_DEPTH => {
+                return Err((line, format!("nested more than {MAX_DEPTH} levels deep")));
             }
             Event::SequenceStart(anchor, _) => {
                 stack.push(Open::Seq(anchor, line, column, Vec::new()));
@@ -587,6 +592,19 @@ jobs:
             Err(ScanError::TooComplex { .. }) => {}
             other => panic!("expected TooComplex, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let text = format!(
+            "apiVersion: v1\nkind: List\nitems: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(matches!(
+            scan("deep.yaml", &text),
+            Err(ScanError::Yaml { .. })
+        ));
     }
 
     #[test]
