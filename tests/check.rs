@@ -78,7 +78,8 @@ fn sign(reference: &str, key: &TestKey) {
 /// The registry with the fixture's images, and the trust material.
 struct World {
     registry: Registry,
-    keys: tempfile::TempDir,
+    /// Holds the keys and the policy file for as long as the world lives.
+    _keys: tempfile::TempDir,
     store: tempfile::TempDir,
     policy: PathBuf,
     trusted: TestKey,
@@ -110,7 +111,7 @@ impl World {
         .unwrap();
         World {
             registry,
-            keys,
+            _keys: keys,
             store,
             policy,
             trusted,
@@ -515,7 +516,6 @@ async fn scan_finds_exactly_the_expected_references_and_judges_each() {
     );
     assert_eq!(code, 0, "{json:#}");
     assert_references(&json, repo.path(), world.host(), Some(&["Dockerfile"]));
-    drop(world.keys);
 }
 
 // --- GitHub API fake ------------------------------------------------------------------------
