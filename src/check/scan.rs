@@ -426,6 +426,47 @@ mod tests {
         assert!(report.errors[0].to_string().starts_with("broken.yaml:"));
     }
 
+    /// Mutated fixtures (deterministic, seeded): the scanners return results or errors, never
+    /// panic. The fuzz target `check_scan` does this without end.
+    #[test]
+    fn mutated_inputs_never_panic() {
+        let seeds = [
+            include_str!("../../tests/fixtures/check/repo/k8s/app.yaml"),
+            include_str!("../../tests/fixtures/check/repo/compose.yaml"),
+            include_str!("../../tests/fixtures/check/repo/Dockerfile"),
+            include_str!("../../tests/fixtures/check/repo/.github/workflows/deploy.yml"),
+        ];
+        let alphabet: Vec<char> = ":-[]{}&*!|>'\"#\n \t\\$<@,?%`é".chars().collect();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for seed in seeds {
+            for _ in 0..300 {
+                let mut chars: Vec<char> = seed.chars().collect();
+                for _ in 0..(1 + next() % 8) {
+                    let at = (next() as usize) % (chars.len() + 1);
+                    match next() % 3 {
+                        0 if at < chars.len() => {
+                            chars.remove(at);
+                        }
+                        1 if at < chars.len() => {
+                            chars.truncate(at);
+                        }
+                        _ => chars.insert(at, alphabet[(next() as usize) % alphabet.len()]),
+                    }
+                }
+                let text: String = chars.into_iter().collect();
+                let _ = scan_text(".github/workflows/x.yml", FileKind::Yaml, &text);
+                let _ = scan_text("k8s/x.yaml", FileKind::Yaml, &text);
+                let _ = scan_text("Dockerfile", FileKind::Dockerfile, &text);
+            }
+        }
+    }
+
     #[test]
     fn kinds_by_name() {
         assert_eq!(file_kind("Dockerfile"), Some(FileKind::Dockerfile));
