@@ -71,6 +71,15 @@ pub enum OutputFormat {
     Json,
 }
 
+/// Cloud key services reached through OIDC federation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KmsProvider {
+    /// Azure Key Vault.
+    Azure,
+    /// AWS KMS.
+    Aws,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum SignatureFormatArg {
     #[default]
@@ -113,7 +122,7 @@ pub struct StoreArgs {
 }
 
 #[derive(Debug, Clone, Args)]
-#[group(id = "key_source", required = true, multiple = false, args = ["key", "pkcs11_module", "plugin", "keyless"])]
+#[group(id = "key_source", required = true, multiple = false, args = ["key", "pkcs11_module", "plugin", "keyless", "kms"])]
 pub struct SignArgs {
     /// Artifacts to sign: `registry/repo@sha256:…` (or `:tag`, resolved with a warning).
     #[arg(required = true, value_name = "REFERENCE")]
@@ -125,7 +134,8 @@ pub struct SignArgs {
     #[arg(long, env = "SIGN_ACTION_KEY_PASSWORD", hide_env_values = true)]
     pub key_password: Option<String>,
     /// PEM certificate chain: leaf first, root last (a single self-signed certificate is fine).
-    /// Required with --key; with --pkcs11-module the chain is read from the token when absent.
+    /// Required with --key and --kms aws; with --pkcs11-module (or --kms azure) the chain is
+    /// read from the token (or the Key Vault certificate) when absent.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub cert: Option<PathBuf>,
     /// PKCS#11 module (shared library) holding the signing key, e.g. /usr/lib/softhsm/libsofthsm2.so.
@@ -160,13 +170,44 @@ pub struct SignArgs {
     /// Fulcio-compatible CA that issues the keyless certificate [default: https://fulcio.sigstore.dev].
     #[arg(long, value_name = "URL", requires = "keyless")]
     pub fulcio_url: Option<String>,
-    /// Audience of the GitHub Actions OIDC token requested for --keyless [default: sigstore].
+    /// Audience of the GitHub Actions OIDC token [default: sigstore for --keyless,
+    /// api://AzureADTokenExchange for --kms azure, sts.amazonaws.com for --kms aws].
     #[arg(long, value_name = "AUDIENCE", conflicts_with = "oidc_token_file")]
     pub oidc_audience: Option<String>,
     /// Read the OIDC token (a JWT) from this file instead of asking GitHub Actions for one
     /// (other CI systems).
     #[arg(long, value_name = "FILE")]
     pub oidc_token_file: Option<PathBuf>,
+    /// Sign with a cloud KMS key reached through OIDC federation (GitHub's OIDC token, or
+    /// --oidc-token-file): `azure` (Key Vault) or `aws` (KMS). The key never leaves the service.
+    #[arg(long, value_enum, value_name = "PROVIDER", requires = "kms_key")]
+    pub kms: Option<KmsProvider>,
+    /// The KMS key: an Azure Key Vault key identifier
+    /// (`https://VAULT.vault.azure.net/keys/NAME[/VERSION]`) or an AWS KMS key id, key ARN or
+    /// alias (`alias/NAME`).
+    #[arg(long, value_name = "KEY", requires = "kms")]
+    pub kms_key: Option<String>,
+    /// Microsoft Entra tenant of the app that has the federated credential (--kms azure).
+    #[arg(long, env = "AZURE_TENANT_ID", value_name = "ID")]
+    pub azure_tenant_id: Option<String>,
+    /// Application (client) id of that app or managed identity (--kms azure).
+    #[arg(long, env = "AZURE_CLIENT_ID", value_name = "ID")]
+    pub azure_client_id: Option<String>,
+    /// Entra ID authority (default https://login.microsoftonline.com; sovereign clouds differ).
+    #[arg(long, env = "AZURE_AUTHORITY_HOST", value_name = "URL")]
+    pub azure_authority_host: Option<String>,
+    /// IAM role to assume with the OIDC token (--kms aws).
+    #[arg(long, env = "AWS_ROLE_ARN", value_name = "ARN")]
+    pub aws_role_arn: Option<String>,
+    /// Region of the KMS key (default: the region of a key ARN).
+    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    pub aws_region: Option<String>,
+    /// STS endpoint (default https://sts.REGION.amazonaws.com).
+    #[arg(long, env = "AWS_ENDPOINT_URL_STS", value_name = "URL")]
+    pub aws_sts_endpoint: Option<String>,
+    /// KMS endpoint (default https://kms.REGION.amazonaws.com).
+    #[arg(long, env = "AWS_ENDPOINT_URL_KMS", value_name = "URL")]
+    pub aws_kms_endpoint: Option<String>,
     /// Envelope format.
     #[arg(long, value_enum, default_value_t = SignatureFormatArg::Jws)]
     pub signature_format: SignatureFormatArg,

@@ -11,9 +11,11 @@ use sign_action::crypto::{LocalSigner, Signer};
 use sign_action::envelope::EnvelopeFormat;
 use sign_action::oci::registry::{Credential, RegistryOptions};
 use sign_action::oci::{ArtifactStore, ManifestForm, Reference};
+use sign_action::oidc::{IdToken, TokenSource};
 use sign_action::sign::{self, SignReport, SignSettings, SignTarget};
 use sign_action::signers::{
-    KeySelector, KeylessSigner, Pkcs11Config, Pkcs11Signer, Plugin, PluginSigner, TokenSelector,
+    AwsKmsConfig, AwsKmsSigner, AzureKeyVaultSigner, AzureKvConfig, KeySelector, KeylessSigner,
+    Pkcs11Config, Pkcs11Signer, Plugin, PluginSigner, TokenSelector,
 };
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,8 +29,8 @@ use sign_action::verify::{
 };
 
 use crate::cli::{
-    ActionKind, CertCommand, Cli, Command, ListArgs, ManifestFormArg, OutputFormat, SignArgs,
-    SignatureFormatArg, StoreArgs, VerifyArgs,
+    ActionKind, CertCommand, Cli, Command, KmsProvider, ListArgs, ManifestFormArg, OutputFormat,
+    SignArgs, SignatureFormatArg, StoreArgs, VerifyArgs,
 };
 
 /// Exit codes, as documented in the README.
@@ -164,6 +166,125 @@ pub enum KeySource {
     },
     /// An ephemeral key certified by a Fulcio CA for the identity of an OIDC token.
     Keyless(KeylessSource),
+    /// A cloud KMS key reached through OIDC federation. The builders set `token_source`; the
+    /// async caller obtains the token (masking it in action mode) before `execute_sign`.
+    Kms {
+        key: Box<KmsKey>,
+        token_source: TokenSource,
+        token: Option<IdToken>,
+    },
+}
+
+/// Which cloud key, and how to reach it (the chain is filled in from `SignRequest::chain_pem`).
+pub enum KmsKey {
+    Azure(AzureKvConfig),
+    Aws(AwsKmsConfig),
+}
+
+impl KeySource {
+    /// The OIDC token this key source still needs, if any (keyless signing, KMS federation).
+    pub fn pending_oidc_token(&self) -> Option<TokenSource> {
+        match self {
+            KeySource::Kms {
+                token_source,
+                token: None,
+                ..
+            }
+            | KeySource::Keyless(KeylessSource {
+                token_source,
+                token: None,
+                ..
+            }) => Some(token_source.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn set_oidc_token(&mut self, id_token: IdToken) {
+        match self {
+            KeySource::Kms { token, .. } | KeySource::Keyless(KeylessSource { token, .. }) => {
+                *token = Some(id_token)
+            }
+            _ => {}
+        }
+    }
+
+    /// What the OIDC token is for, in error messages.
+    pub fn oidc_purpose(&self) -> &'static str {
+        match self {
+            KeySource::Keyless(_) => "keyless signing",
+            _ => "KMS federation",
+        }
+    }
+}
+
+/// The KMS key source from CLI-shaped values; shared by the CLI and the action builders.
+pub struct KmsSettings {
+    pub provider: KmsProvider,
+    pub key: String,
+    pub azure_tenant_id: Option<String>,
+    pub azure_client_id: Option<String>,
+    pub azure_authority_host: Option<String>,
+    pub aws_role_arn: Option<String>,
+    pub aws_region: Option<String>,
+    pub aws_sts_endpoint: Option<String>,
+    pub aws_kms_endpoint: Option<String>,
+    pub oidc_token_file: Option<PathBuf>,
+    pub oidc_audience: Option<String>,
+}
+
+impl KmsSettings {
+    /// `what` names the option for messages: a flag (`--azure-tenant-id`) or an input.
+    pub fn into_key_source(self, what: &dyn Fn(&str) -> String) -> Result<KeySource> {
+        let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let (key, default_audience) = match self.provider {
+            KmsProvider::Azure => (
+                KmsKey::Azure(AzureKvConfig {
+                    key_id: self.key,
+                    tenant_id: non_empty(self.azure_tenant_id).with_context(|| {
+                        format!(
+                            "{} is required with Azure Key Vault",
+                            what("azure-tenant-id")
+                        )
+                    })?,
+                    client_id: non_empty(self.azure_client_id).with_context(|| {
+                        format!(
+                            "{} is required with Azure Key Vault",
+                            what("azure-client-id")
+                        )
+                    })?,
+                    authority_host: non_empty(self.azure_authority_host),
+                    chain: None,
+                }),
+                sign_action::signers::azure_kv::DEFAULT_AUDIENCE,
+            ),
+            KmsProvider::Aws => (
+                KmsKey::Aws(AwsKmsConfig {
+                    key_id: self.key,
+                    role_arn: non_empty(self.aws_role_arn).with_context(|| {
+                        format!("{} is required with AWS KMS", what("aws-role-arn"))
+                    })?,
+                    region: non_empty(self.aws_region),
+                    sts_endpoint: non_empty(self.aws_sts_endpoint),
+                    kms_endpoint: non_empty(self.aws_kms_endpoint),
+                    session_name: None,
+                    chain: Vec::new(),
+                }),
+                sign_action::signers::aws_kms::DEFAULT_AUDIENCE,
+            ),
+        };
+        let token_source = match self.oidc_token_file {
+            Some(path) => TokenSource::File(path),
+            None => TokenSource::GitHubActions {
+                audience: non_empty(self.oidc_audience)
+                    .unwrap_or_else(|| default_audience.to_string()),
+            },
+        };
+        Ok(KeySource::Kms {
+            key: Box::new(key),
+            token_source,
+            token: None,
+        })
+    }
 }
 
 /// Where a keyless certificate comes from and with which token.
@@ -235,10 +356,37 @@ impl SignRequest {
                     "--cert cannot be given with --keyless: the certificate chain comes from the Fulcio CA"
                 );
             }
-        } else if args.oidc_audience.is_some() || args.oidc_token_file.is_some() {
-            anyhow::bail!("--oidc-audience and --oidc-token-file apply only with --keyless");
+        } else if args.kms.is_none()
+            && (args.oidc_audience.is_some() || args.oidc_token_file.is_some())
+        {
+            anyhow::bail!(
+                "--oidc-audience and --oidc-token-file apply only with --keyless or --kms"
+            );
         }
         let key = match (&args.key, &args.pkcs11_module) {
+            (None, None) if args.kms.is_some() => KmsSettings {
+                provider: args.kms.unwrap_or(KmsProvider::Azure),
+                key: args
+                    .kms_key
+                    .clone()
+                    .context("--kms-key is required with --kms")?,
+                azure_tenant_id: args.azure_tenant_id.clone(),
+                azure_client_id: args.azure_client_id.clone(),
+                azure_authority_host: args.azure_authority_host.clone(),
+                aws_role_arn: args.aws_role_arn.clone(),
+                aws_region: args.aws_region.clone(),
+                aws_sts_endpoint: args
+                    .aws_sts_endpoint
+                    .clone()
+                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok()),
+                aws_kms_endpoint: args
+                    .aws_kms_endpoint
+                    .clone()
+                    .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok()),
+                oidc_token_file: args.oidc_token_file.clone(),
+                oidc_audience: args.oidc_audience.clone(),
+            }
+            .into_key_source(&|name| format!("--{name}"))?,
             (None, None) if args.keyless => KeySource::Keyless(KeylessSource::new(
                 args.fulcio_url.as_deref(),
                 args.oidc_audience.as_deref(),
@@ -267,7 +415,9 @@ impl SignRequest {
                     .context("--pkcs11-key is required with --pkcs11-module")?,
                 pin: args.pkcs11_pin.clone().map(Zeroizing::new),
             },
-            _ => anyhow::bail!("give exactly one of --key, --pkcs11-module, --plugin or --keyless"),
+            _ => anyhow::bail!(
+                "give exactly one of --key, --pkcs11-module, --plugin, --keyless or --kms"
+            ),
         };
         let chain_pem = args
             .cert
@@ -336,7 +486,14 @@ pub fn settings_from(
 
 async fn run_sign(args: SignArgs) -> Result<i32> {
     let output = args.output;
-    let request = SignRequest::from_args(&args)?;
+    let mut request = SignRequest::from_args(&args)?;
+    if let Some(source) = request.key.pending_oidc_token() {
+        let purpose = request.key.oidc_purpose();
+        let token = sign_action::oidc::obtain(&source)
+            .await
+            .with_context(|| format!("cannot obtain the OIDC token for {purpose}"))?;
+        request.key.set_oidc_token(token);
+    }
     let report = match execute_sign(request, &|w| eprintln!("warning: {w}")).await {
         Ok(report) => report,
         Err(e) => return Err(e),
@@ -451,6 +608,21 @@ async fn open_signer(key: KeySource, chain_der: Option<Vec<Vec<u8>>>) -> Result<
             };
             Ok(Arc::new(PluginSigner::open(plugin, &key_id, config).await?))
         }
+        KeySource::Kms { key, token, .. } => {
+            let token = token.context("no OIDC token was obtained for the KMS key")?;
+            match *key {
+                KmsKey::Azure(mut config) => {
+                    config.chain = chain_der;
+                    Ok(Arc::new(AzureKeyVaultSigner::open(config, &token).await?))
+                }
+                KmsKey::Aws(mut config) => {
+                    config.chain = chain_der.context(
+                        "a certificate chain is required with AWS KMS, which stores no certificates (--cert / input `certificate-chain`)",
+                    )?;
+                    Ok(Arc::new(AwsKmsSigner::open(config, &token).await?))
+                }
+            }
+        }
         KeySource::Keyless(source) => {
             if chain_der.is_some() {
                 anyhow::bail!(
@@ -534,6 +706,14 @@ pub fn registry_options(store: &StoreConfig, references: &[String]) -> RegistryO
         docker_config_dir: store.docker_config_dir.clone(),
         ..RegistryOptions::default()
     };
+    // Per-request timeout for slow registries (and for tests of stalled connections).
+    if let Some(secs) = std::env::var("SIGN_ACTION_REGISTRY_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+    {
+        options.timeout = std::time::Duration::from_secs(secs);
+    }
     if store.oci_layout {
         return options;
     }

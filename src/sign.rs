@@ -30,6 +30,14 @@ pub struct SignedArtifact {
     /// What a keyless (Fulcio) leaf certificate binds: workflow URI, repository, ref, issuer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyless_identity: Option<crate::x509::fulcio::KeylessIdentity>,
+    /// Rounds the referrers tag-schema index update started over because concurrent signers
+    /// wrote it at the same time (absent when none did).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub index_retries: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One artifact whose signing failed, with the reason.
@@ -209,6 +217,7 @@ pub async fn sign_all(
                             signature_digest: pushed.manifest.digest,
                             signature_format: settings.format.name().to_string(),
                             storage: pushed.storage,
+                            index_retries: pushed.index_retries,
                             platform: target.platform.clone(),
                             signer_subject: leaf.as_ref().map_or(signer_subject, |c| c.subject()),
                             keyless_identity: match &leaf {

@@ -15,8 +15,8 @@ use sign_action::verify::VerifySettings;
 
 use crate::run::{
     execute_sign, execute_verify, load_policy, one_line, open_trust_store, parse_plugin_config,
-    settings_from, verify_settings, KeySource, KeylessSource, SignRequest, StoreConfig,
-    VerifyRequest, EXIT_FAILED, EXIT_OK, EXIT_USAGE,
+    settings_from, verify_settings, KeySource, KeylessSource, KmsKey, KmsSettings, SignRequest,
+    StoreConfig, VerifyRequest, EXIT_FAILED, EXIT_OK, EXIT_USAGE,
 };
 
 /// Inputs whose values are secrets: masked before anything else is printed.
@@ -56,12 +56,14 @@ pub async fn sign_action_with<W: Write>(env: &[(String, String)], action: &mut A
             return EXIT_USAGE;
         }
     };
-    // The keyless token is obtained here, and masked, before anything else can print it.
-    if let KeySource::Keyless(source) = &mut request.key {
-        match obtain_masked_token(&source.token_source, &mut action.commands).await {
-            Ok(token) => source.token = Some(token),
+    // The OIDC token (keyless signing, KMS federation) is obtained here, and masked, before
+    // anything else can print it.
+    if let Some(source) = request.key.pending_oidc_token() {
+        let purpose = request.key.oidc_purpose();
+        match obtain_masked_token(&source, &mut action.commands).await {
+            Ok(token) => request.key.set_oidc_token(token),
             Err(e) => {
-                let e = e.context("cannot obtain the OIDC token for keyless signing");
+                let e = e.context(format!("cannot obtain the OIDC token for {purpose}"));
                 let message = action.commands.redact(&one_line(&e));
                 let _ = action.commands.error(&message, &AnnotationProps::default());
                 return EXIT_USAGE;
@@ -192,7 +194,22 @@ pub(super) fn sign_request_from_inputs<W: Write>(
             );
         }
     }
+    let kms = kms_key_source(inputs, env, oidc_audience, oidc_token_file)?;
+    if keyless && kms.is_some() {
+        anyhow::bail!("inputs `keyless` and `kms` are exclusive: give one key source");
+    }
     let key = match (inputs.get("key"), inputs.get("pkcs11-module")) {
+        _ if kms.is_some() => {
+            if inputs.get("key").is_some()
+                || inputs.get("pkcs11-module").is_some()
+                || inputs.get("plugin").is_some()
+            {
+                anyhow::bail!(
+                    "input `kms` cannot be combined with `key`, `pkcs11-module` or `plugin`: give one key source"
+                );
+            }
+            kms.expect("checked")
+        }
         (None, None) if keyless => KeySource::Keyless(KeylessSource::new(
             fulcio_url,
             oidc_audience,
@@ -244,6 +261,15 @@ pub(super) fn sign_request_from_inputs<W: Write>(
         Some(v) => Some(pem_or_path(v).context("input `certificate-chain`")?),
         None if matches!(key, KeySource::Local { .. }) => {
             anyhow::bail!("input `certificate-chain` is required with input `key`")
+        }
+        None if matches!(
+            key,
+            KeySource::Kms { ref key, .. } if matches!(**key, KmsKey::Aws(_))
+        ) =>
+        {
+            anyhow::bail!(
+                "input `certificate-chain` is required with `kms: aws`: AWS KMS stores no certificates"
+            )
         }
         None => None,
     };
@@ -475,6 +501,57 @@ fn github_token(inputs: &DeclaredInputs, env: &[(String, String)]) -> Option<Str
             .filter(|t| !t.is_empty())
             .map(String::from)
     })
+}
+
+/// The KMS key source from the `kms` inputs; endpoint overrides and the region fallback come
+/// from the environment variables AWS and Azure document (`AWS_ENDPOINT_URL_STS`,
+/// `AWS_ENDPOINT_URL_KMS`, `AWS_ENDPOINT_URL`, `AWS_REGION`, `AZURE_AUTHORITY_HOST`).
+fn kms_key_source(
+    inputs: &DeclaredInputs,
+    env: &[(String, String)],
+    oidc_audience: Option<&str>,
+    oidc_token_file: Option<&str>,
+) -> Result<Option<KeySource>> {
+    let Some(provider) = inputs.get("kms") else {
+        return Ok(None);
+    };
+    let provider = match provider {
+        "azure" => crate::cli::KmsProvider::Azure,
+        "aws" => crate::cli::KmsProvider::Aws,
+        other => anyhow::bail!("input `kms` must be azure or aws, not {other:?}"),
+    };
+    let owned = |name: &str| {
+        env_value(env, name)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+    };
+    let settings = KmsSettings {
+        provider,
+        key: inputs
+            .get("kms-key")
+            .context("input `kms-key` is required with `kms`")?
+            .to_string(),
+        azure_tenant_id: inputs.get("azure-tenant-id").map(String::from),
+        azure_client_id: inputs.get("azure-client-id").map(String::from),
+        azure_authority_host: owned("AZURE_AUTHORITY_HOST"),
+        aws_role_arn: inputs.get("aws-role-arn").map(String::from),
+        aws_region: inputs
+            .get("aws-region")
+            .map(String::from)
+            .or_else(|| owned("AWS_REGION")),
+        aws_sts_endpoint: owned("AWS_ENDPOINT_URL_STS").or_else(|| owned("AWS_ENDPOINT_URL")),
+        aws_kms_endpoint: owned("AWS_ENDPOINT_URL_KMS").or_else(|| owned("AWS_ENDPOINT_URL")),
+        oidc_token_file: oidc_token_file.map(PathBuf::from),
+        oidc_audience: oidc_audience.map(String::from),
+    };
+    if settings.oidc_token_file.is_some() && settings.oidc_audience.is_some() {
+        anyhow::bail!(
+            "inputs `oidc-audience` and `oidc-token-file` are exclusive: a token file already has its audience"
+        );
+    }
+    settings
+        .into_key_source(&|name| format!("input `{name}`"))
+        .map(Some)
 }
 
 fn env_value<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -72,6 +72,12 @@ pub const SIGN_INPUTS: &[InputSpec] = &[
     input("plugin-url"),
     input("plugin-checksum"),
     input("plugin-config"),
+    input("kms"),
+    input("kms-key"),
+    input("azure-tenant-id"),
+    input("azure-client-id"),
+    input("aws-role-arn"),
+    input("aws-region"),
     with_default("keyless", "false"),
     with_default("fulcio-url", "https://fulcio.sigstore.dev"),
     input("oidc-audience"),
@@ -436,7 +442,14 @@ mod tests {
     fn the_sign_action_reads_every_declared_input() {
         let pem = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
         let mut read = BTreeSet::new();
-        for source in ["key", "pkcs11-module", "plugin", "keyless"] {
+        for (source, kms) in [
+            ("key", None),
+            ("pkcs11-module", None),
+            ("plugin", None),
+            ("keyless", None),
+            ("kms", Some("azure")),
+            ("kms", Some("aws")),
+        ] {
             let env: Vec<(String, String)> = all_set(SIGN_INPUTS, |name| match name {
                 "images" => "registry.example/app@sha256:".to_string() + &"a".repeat(64),
                 "key" | "certificate-chain" | "timestamp-root-cert" | "registry-ca" => pem.into(),
@@ -446,13 +459,21 @@ mod tests {
                 "user-metadata" | "plugin-config" => "k=v".into(),
                 "timestamp-url" => "http://127.0.0.1:1/tsa".into(),
                 "oci-layout" | "recursive" => "true".into(),
+                "kms" => kms.unwrap_or("azure").into(),
+                "kms-key" => "https://vault.example.net/keys/signing".into(),
+                "aws-role-arn" => "arn:aws:iam::111122223333:role/signer".into(),
                 "keyless" => (source == "keyless").to_string(),
                 "fulcio-url" => "https://fulcio.example".into(),
                 _ => "x".into(),
             })
             .into_iter()
             .filter(|(k, _)| {
-                let other = ["INPUT_KEY", "INPUT_PKCS11-MODULE", "INPUT_PLUGIN"];
+                let other = [
+                    "INPUT_KEY",
+                    "INPUT_PKCS11-MODULE",
+                    "INPUT_PLUGIN",
+                    "INPUT_KMS",
+                ];
                 !other.contains(&k.as_str()) || *k == format!("INPUT_{}", source.to_uppercase())
             })
             // A keyless run takes its chain from the CA and its token from one place.
@@ -460,6 +481,8 @@ mod tests {
                 source != "keyless"
                     || !["INPUT_CERTIFICATE-CHAIN", "INPUT_OIDC-AUDIENCE"].contains(&k.as_str())
             })
+            // A KMS run takes its token from one place too.
+            .filter(|(k, _)| source != "kms" || k != "INPUT_OIDC-AUDIENCE")
             .collect();
             let inputs = DeclaredInputs::from_env(env.iter().cloned(), SIGN_INPUTS);
             let mut commands = super::super::Commands::new(Vec::new(), super::super::Mode::Action);

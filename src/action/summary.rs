@@ -438,6 +438,7 @@ mod tests {
             certificate_fingerprint:
                 "aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899".into(),
             keyless_identity: None,
+            index_retries: 0,
         }
     }
 

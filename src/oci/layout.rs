@@ -402,6 +402,7 @@ impl OciLayoutStore {
         Ok(PushedSignature {
             manifest: desc,
             storage: Storage::OciLayout,
+            index_retries: 0,
         })
     }
 }

@@ -84,6 +84,9 @@ impl Storage {
 pub struct PushedSignature {
     pub manifest: Descriptor,
     pub storage: Storage,
+    /// Times the tag-schema index read-merge-write started over because a concurrent writer
+    /// got in between (a 412 on `If-Match`, or our entry missing on read-back).
+    pub index_retries: u32,
 }
 
 /// Errors from either store.

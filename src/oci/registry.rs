@@ -43,6 +43,8 @@ const MAX_ERROR_BYTES: u64 = 64 * 1024;
 const MAX_REFERRERS_PAGES: usize = 64;
 /// Read-merge-write rounds for the tag schema index under concurrent signers.
 const TAG_SCHEMA_ATTEMPTS: usize = 12;
+/// Upper bound of the wait before the confirming second look at the tag schema index.
+const MAX_TAG_SCHEMA_SETTLE: Duration = Duration::from_secs(10);
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
@@ -82,6 +84,13 @@ pub enum RegistryError {
     },
     #[error("registry {registry}: invalid response: {message}")]
     Protocol { registry: String, message: String },
+    #[error("registry {registry}: the answer for {what} broke off after {read} bytes (connection closed, truncated or timed out): {message}")]
+    BodyBroken {
+        registry: String,
+        what: String,
+        read: u64,
+        message: String,
+    },
     #[error("TLS configuration: {0}")]
     Tls(String),
     #[error("registry {registry} refused the signature manifest because of its `{field}` field ({message}): {advice}")]
@@ -859,7 +868,7 @@ impl RegistryClient {
             .await
     }
 
-    /// PUT a manifest, conditional on `If-Match: if_match` when given (a 412 comes back as
+    /// PUT a manifest, conditional when `precondition` is given (a 412 comes back as
     /// [`RegistryError::Status`] with status 412).
     async fn put_manifest(
         &self,
@@ -868,7 +877,7 @@ impl RegistryClient {
         target: &str,
         media_type: &str,
         bytes: &[u8],
-        if_match: Option<&str>,
+        precondition: Option<Precondition<'_>>,
     ) -> Result<Option<String>, RegistryError> {
         let url = self.url(registry, &format!("/v2/{repo}/manifests/{target}"))?;
         let mut headers = HeaderMap::new();
@@ -879,8 +888,19 @@ impl RegistryClient {
                 message: format!("invalid media type {media_type:?}"),
             })?,
         );
-        if let Some(v) = if_match.and_then(|e| HeaderValue::from_str(e).ok()) {
-            headers.insert(reqwest::header::IF_MATCH, v);
+        match precondition {
+            Some(Precondition::Matches(etag)) => {
+                if let Ok(v) = HeaderValue::from_str(etag) {
+                    headers.insert(reqwest::header::IF_MATCH, v);
+                }
+            }
+            Some(Precondition::Absent) => {
+                headers.insert(
+                    reqwest::header::IF_NONE_MATCH,
+                    HeaderValue::from_static("*"),
+                );
+            }
+            None => {}
         }
         let resp = self
             .execute(
@@ -931,27 +951,51 @@ impl RegistryClient {
             ACCEPT,
             HeaderValue::from_str(accept).unwrap_or(HeaderValue::from_static(MANIFEST_ACCEPT)),
         );
-        let resp = self
-            .execute(
-                (registry, repo, access),
-                Method::GET,
-                url.clone(),
-                headers,
-                None,
-            )
-            .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
+        let mut attempt = 0;
+        loop {
+            let resp = self
+                .execute(
+                    (registry, repo, access),
+                    Method::GET,
+                    url.clone(),
+                    headers.clone(),
+                    None,
+                )
+                .await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if !resp.status().is_success() {
+                return Err(status_error(
+                    registry,
+                    "GET",
+                    &url,
+                    resp,
+                    format!("manifest {target}"),
+                )
+                .await);
+            }
+            let ct = header_str(resp.headers(), CONTENT_TYPE.as_str()).map(|c| strip_params(&c));
+            let etag = header_str(resp.headers(), reqwest::header::ETAG.as_str());
+            match read_bounded(registry, resp, limit, &format!("manifest {target}")).await {
+                Ok(bytes) => return Ok(Some((ct, etag, bytes))),
+                Err(e) => attempt = self.retry_broken_body(e, attempt).await?,
+            }
         }
-        if !resp.status().is_success() {
-            return Err(
-                status_error(registry, "GET", &url, resp, format!("manifest {target}")).await,
-            );
+    }
+
+    /// A GET whose body broke off is sent again (within the retry budget); any other error,
+    /// or the last attempt's, is returned. Gives the next attempt number.
+    async fn retry_broken_body(
+        &self,
+        e: RegistryError,
+        attempt: u32,
+    ) -> Result<u32, RegistryError> {
+        if !matches!(e, RegistryError::BodyBroken { .. }) || attempt >= self.options.retries {
+            return Err(e);
         }
-        let ct = header_str(resp.headers(), CONTENT_TYPE.as_str()).map(|c| strip_params(&c));
-        let etag = header_str(resp.headers(), reqwest::header::ETAG.as_str());
-        let bytes = read_bounded(registry, resp, limit, &format!("manifest {target}")).await?;
-        Ok(Some((ct, etag, bytes)))
+        tokio::time::sleep(self.backoff(attempt)).await;
+        Ok(attempt + 1)
     }
 
     /// The tag schema index for `subject` (None: absent or not an index).
@@ -986,11 +1030,11 @@ impl RegistryClient {
         let is_index = ct.as_deref() == Some(OCI_INDEX)
             || serde_json::from_slice::<ImageIndex>(&bytes)
                 .is_ok_and(|i| i.media_type.as_deref() == Some(OCI_INDEX));
-        // A non-index under the tag is replaced unconditionally, as if absent.
+        // A non-index under the tag is replaced as if absent (conditional on its ETag).
         Ok(if is_index {
             (Some(bytes), etag)
         } else {
-            (None, None)
+            (None, etag)
         })
     }
 
@@ -1085,6 +1129,16 @@ impl RegistryClient {
             message: format!("more than {MAX_REFERRERS_PAGES} pages of referrers"),
         })
     }
+}
+
+/// The condition of a conditional manifest PUT. Registries that ignore conditional headers
+/// (docker-registry) are covered by reading back after the write.
+#[derive(Debug, Clone, Copy)]
+enum Precondition<'a> {
+    /// `If-Match: <etag>`: only if the tag still holds what we read.
+    Matches(&'a str),
+    /// `If-None-Match: *`: only if the tag does not exist yet.
+    Absent,
 }
 
 /// Content type, `ETag` and body of a fetched manifest.
@@ -1200,9 +1254,13 @@ async fn read_bounded(
     }
     let mut out = Vec::new();
     loop {
-        let chunk = resp.chunk().await.map_err(|e| RegistryError::Connect {
+        // A body that ends early (or stalls past the timeout) is refused whole: nothing
+        // partial is ever parsed.
+        let chunk = resp.chunk().await.map_err(|e| RegistryError::BodyBroken {
             registry: registry.to_string(),
-            message: format!("reading {what}: {}", error_chain(&e)),
+            what: what.to_string(),
+            read: out.len() as u64,
+            message: error_chain(&e),
         })?;
         let Some(chunk) = chunk else { break };
         if out.len() as u64 + chunk.len() as u64 > limit {
@@ -1479,6 +1537,7 @@ impl ArtifactStore for RegistryClient {
             return Ok(PushedSignature {
                 manifest: desc,
                 storage: Storage::ReferrersApi,
+                index_retries: 0,
             });
         }
         if oci_subject.is_none() && self.referrers_usable(registry).is_none() {
@@ -1487,16 +1546,26 @@ impl ArtifactStore for RegistryClient {
         }
         let entry = m.index_entry(OCI_MANIFEST, &desc.digest, desc.size);
         let tag = manifest::referrers_tag(&subject.digest);
-        // Where the registry sends an ETag, writes are conditional (If-Match) and a 412 means
-        // another writer came first. Registries that ignore If-Match (docker-registry) are
-        // handled by reading back after each write and merging again when another writer
-        // replaced our entry.
+        // Where the registry sends an ETag, writes are conditional (If-Match, or If-None-Match
+        // when creating the index) and a 412 means another writer came first. Registries that
+        // ignore conditions (docker-registry) are handled by reading back after each write and
+        // merging again when another writer replaced our entry.
         let (mut existing, mut etag) = self
             .get_tag_schema_index_etag(registry, repo, Access::Push, &subject.digest)
             .await?;
-        // Seen listed once; a second look after `tag_schema_settle` catches a writer that
-        // read the index before our write and replaced it after our first look.
+        let mut read_at = std::time::Instant::now();
+        // Seen listed once; a second look after the settle time catches a writer that read
+        // the index before our write and replaced it after our first look. Such a writer
+        // needs longer than the settle time between its read and its write, so the settle
+        // time grows with the slowest read-to-write round we saw (another writer under the
+        // same load is about as slow): a fixed 250 ms lost signatures with 16 signers on a
+        // loaded machine.
         let mut seen_listed = false;
+        let mut slowest_round = Duration::ZERO;
+        let mut retries = 0u32;
+        // Cleared if the registry answers 412 to `If-None-Match: *` while the tag stays absent
+        // (a registry that mishandles it): creation is then unconditional, checked by read-back.
+        let mut create_conditionally = true;
         for _ in 0..TAG_SCHEMA_ATTEMPTS {
             let merged = manifest::merge_index_entry(existing.as_deref(), &entry)
                 .map_err(StoreError::Manifest)?;
@@ -1505,11 +1574,17 @@ impl ArtifactStore for RegistryClient {
                     return Ok(PushedSignature {
                         manifest: desc,
                         storage: Storage::TagSchema,
+                        index_retries: retries,
                     });
                 }
                 None => {
                     seen_listed = true;
-                    tokio::time::sleep(self.options.tag_schema_settle + jitter()).await;
+                    let settle = self
+                        .options
+                        .tag_schema_settle
+                        .max(slowest_round.saturating_mul(4))
+                        .min(MAX_TAG_SCHEMA_SETTLE);
+                    tokio::time::sleep(settle + jitter()).await;
                 }
                 Some(merged) => {
                     seen_listed = false;
@@ -1520,17 +1595,21 @@ impl ArtifactStore for RegistryClient {
                             &tag,
                             OCI_INDEX,
                             &merged,
-                            if existing.is_some() {
-                                etag.as_deref()
-                            } else {
-                                None
+                            match (&existing, etag.as_deref()) {
+                                (_, Some(etag)) => Some(Precondition::Matches(etag)),
+                                // Nothing under the tag: two first signers must not both
+                                // create the index.
+                                (None, None) if create_conditionally => Some(Precondition::Absent),
+                                (_, None) => None,
                             },
                         )
                         .await;
                     match put {
-                        Ok(_) => {}
+                        Ok(_) => slowest_round = slowest_round.max(read_at.elapsed()),
                         // Precondition failed: someone else updated it; re-read and merge.
                         Err(RegistryError::Status { status: 412, .. }) => {
+                            retries += 1;
+                            let was_absent = existing.is_none() && etag.is_none();
                             tokio::time::sleep(jitter()).await;
                             (existing, etag) = self
                                 .get_tag_schema_index_etag(
@@ -1540,6 +1619,10 @@ impl ArtifactStore for RegistryClient {
                                     &subject.digest,
                                 )
                                 .await?;
+                            read_at = std::time::Instant::now();
+                            if was_absent && existing.is_none() && etag.is_none() {
+                                create_conditionally = false;
+                            }
                             continue;
                         }
                         Err(e) => return Err(e.into()),
@@ -1549,16 +1632,19 @@ impl ArtifactStore for RegistryClient {
             (existing, etag) = self
                 .get_tag_schema_index_etag(registry, repo, Access::Push, &subject.digest)
                 .await?;
+            read_at = std::time::Instant::now();
             let lost = !existing
                 .as_deref()
                 .is_some_and(|b| manifest::index_lists(b, &desc.digest));
             if lost {
+                retries += 1;
                 // Collided with another writer: retry at a random later moment, merging
                 // into a fresh read (never sleep between a read and the write built on it).
                 tokio::time::sleep(jitter() * 2).await;
                 (existing, etag) = self
                     .get_tag_schema_index_etag(registry, repo, Access::Push, &subject.digest)
                     .await?;
+                read_at = std::time::Instant::now();
             }
         }
         Err(StoreError::Registry(RegistryError::Other {
@@ -1663,28 +1749,34 @@ impl ArtifactStore for RegistryClient {
         }
         super::reference::validate_digest(&descriptor.digest).map_err(StoreError::Manifest)?;
         let url = self.url(registry, &format!("/v2/{repo}/blobs/{}", descriptor.digest))?;
-        let resp = self
-            .execute(
-                (registry, repo, Access::Pull),
-                Method::GET,
-                url.clone(),
-                HeaderMap::new(),
-                None,
-            )
-            .await?;
-        if !resp.status().is_success() {
-            return Err(status_error(
-                registry,
-                "GET",
-                &url,
-                resp,
-                format!("blob {} in {repo}", descriptor.digest),
-            )
-            .await
-            .into());
-        }
-        let what = format!("blob {}", descriptor.digest);
-        let bytes = read_bounded(registry, resp, descriptor.size, &what).await?;
+        let mut attempt = 0;
+        let bytes = loop {
+            let resp = self
+                .execute(
+                    (registry, repo, Access::Pull),
+                    Method::GET,
+                    url.clone(),
+                    HeaderMap::new(),
+                    None,
+                )
+                .await?;
+            if !resp.status().is_success() {
+                return Err(status_error(
+                    registry,
+                    "GET",
+                    &url,
+                    resp,
+                    format!("blob {} in {repo}", descriptor.digest),
+                )
+                .await
+                .into());
+            }
+            let what = format!("blob {}", descriptor.digest);
+            match read_bounded(registry, resp, descriptor.size, &what).await {
+                Ok(bytes) => break bytes,
+                Err(e) => attempt = self.retry_broken_body(e, attempt).await?,
+            }
+        };
         verify_content(descriptor, &bytes)?;
         Ok(bytes)
     }

@@ -1,5 +1,6 @@
-//! Signers whose keys live outside this process: PKCS#11 tokens, notation plugins and keyless
-//! (Fulcio) certificates for an ephemeral key.
+//! Signers whose keys live outside this process: PKCS#11 tokens, notation plugins, keyless
+//! (Fulcio) certificates for an ephemeral key, and cloud KMS keys (Azure Key Vault, AWS KMS)
+//! reached through OIDC federation.
 //! Each implements [`crate::crypto::Signer`], so envelope building and storage do not change.
 
 pub mod pkcs11;
@@ -12,3 +13,10 @@ pub use plugin::{Plugin, PluginError, PluginSigner};
 pub mod keyless;
 
 pub use keyless::{KeylessError, KeylessSigner};
+
+pub mod aws_kms;
+pub mod azure_kv;
+mod kms;
+
+pub use aws_kms::{AwsKmsConfig, AwsKmsError, AwsKmsSigner};
+pub use azure_kv::{AzureKeyVaultSigner, AzureKvConfig, AzureKvError};

@@ -25,6 +25,31 @@ struct State {
     next_upload: u64,
 }
 
+/// How the server behaves beyond the defaults (referrers API, no `ETag`s).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mode {
+    /// No Referrers API (404 on `/referrers/`, no `OCI-Subject`), so signers maintain the
+    /// tag-schema index; manifests are served with `ETag: "<digest>"` and a manifest PUT
+    /// with `If-Match` is refused with 412 unless it names the tag's current digest, one with
+    /// `If-None-Match: *` when the tag exists.
+    pub tag_schema_if_match: bool,
+    /// With `tag_schema_if_match`: answer 412 to every `If-None-Match: *`, even for an absent
+    /// tag (a registry that mishandles the condition).
+    pub refuse_if_none_match: bool,
+}
+
+/// Counters of what the conditional-write mode did.
+#[derive(Debug, Default)]
+pub struct Conditional {
+    /// PUTs refused with 412 Precondition Failed.
+    pub precondition_failed: AtomicU64,
+    /// PUTs that carried `If-Match`.
+    pub conditional_puts: AtomicU64,
+    /// Conditional PUTs still to be preceded by a simulated concurrent writer, which adds a
+    /// foreign entry to the tagged index so the client's `If-Match` no longer matches.
+    pub interfere: AtomicU64,
+}
+
 /// A running referrers-capable test registry.
 pub struct OciServer {
     pub addr: String,
@@ -34,11 +59,18 @@ pub struct OciServer {
     referrer_requests: Arc<AtomicU64>,
     /// Entries per referrers page.
     page_size: usize,
+    pub conditional: Arc<Conditional>,
 }
 
 impl OciServer {
     /// Start on a free port. `page_size` sets how many descriptors one referrers page holds.
     pub fn start(page_size: usize) -> OciServer {
+        OciServer::start_with(page_size, Mode::default())
+    }
+
+    /// Start with the given [`Mode`].
+    pub fn start_with(page_size: usize, mode: Mode) -> OciServer {
+        let conditional = Arc::new(Conditional::default());
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().unwrap().to_string();
         let state = Arc::new(Mutex::new(State::default()));
@@ -46,6 +78,7 @@ impl OciServer {
         let requests = Arc::new(AtomicU64::new(0));
         let referrer_requests = Arc::new(AtomicU64::new(0));
         {
+            let conditional = conditional.clone();
             let state = state.clone();
             let stop = stop.clone();
             let requests = requests.clone();
@@ -61,6 +94,7 @@ impl OciServer {
                     let requests = requests.clone();
                     let referrer_requests = referrer_requests.clone();
                     let addr = addr.clone();
+                    let conditional = conditional.clone();
                     thread::spawn(move || {
                         let _ = handle(
                             stream,
@@ -69,6 +103,7 @@ impl OciServer {
                             &referrer_requests,
                             &addr,
                             page_size,
+                            (mode, &conditional),
                         );
                     });
                 }
@@ -81,7 +116,20 @@ impl OciServer {
             requests,
             referrer_requests,
             page_size,
+            conditional,
         }
+    }
+
+    /// The bytes of the manifest a tag points at, if any.
+    pub fn tagged(&self, repo: &str, tag: &str) -> Option<Vec<u8>> {
+        let s = self.state.lock().unwrap();
+        let digest = s.tags.get(&(repo.to_string(), tag.to_string()))?;
+        Some(
+            s.manifests
+                .get(&(repo.to_string(), digest.clone()))?
+                .1
+                .clone(),
+        )
     }
 
     pub fn request_count(&self) -> u64 {
@@ -231,6 +279,7 @@ fn respond(
         202 => "Accepted",
         400 => "Bad Request",
         404 => "Not Found",
+        412 => "Precondition Failed",
         405 => "Method Not Allowed",
         _ => "Status",
     };
@@ -262,6 +311,7 @@ fn handle(
     referrer_requests: &AtomicU64,
     addr: &str,
     page_size: usize,
+    (mode, conditional): (Mode, &Conditional),
 ) -> std::io::Result<()> {
     let req = read_request(&mut stream)?;
     requests.fetch_add(1, Ordering::SeqCst);
@@ -284,11 +334,14 @@ fn handle(
             let repo = &rest[..idx];
             let arg = &rest[idx + kind.len()..];
             return match kind {
+                "/referrers/" if mode.tag_schema_if_match => {
+                    respond(&mut stream, 404, &[], b"404 page not found", head)
+                }
                 "/referrers/" => {
                     referrer_requests.fetch_add(1, Ordering::SeqCst);
                     referrers(&mut stream, state, repo, arg, &req, addr, page_size)
                 }
-                "/manifests/" => manifests(&mut stream, state, repo, arg, &req),
+                "/manifests/" => manifests(&mut stream, state, repo, arg, &req, mode, conditional),
                 "/blobs/uploads/" => uploads(&mut stream, state, repo, arg, &req),
                 _ => blobs(&mut stream, state, arg, &req),
             };
@@ -379,6 +432,8 @@ fn manifests(
     repo: &str,
     reference: &str,
     req: &Request,
+    mode: Mode,
+    conditional: &Conditional,
 ) -> std::io::Result<()> {
     let head = req.method == "HEAD";
     match req.method.as_str() {
@@ -401,16 +456,16 @@ fn manifests(
                 }
             };
             match s.manifests.get(&(repo.to_string(), digest.clone())) {
-                Some((media_type, bytes)) => respond(
-                    stream,
-                    200,
-                    &[
+                Some((media_type, bytes)) => {
+                    let mut headers = vec![
                         ("Content-Type", media_type.clone()),
-                        ("Docker-Content-Digest", digest),
-                    ],
-                    bytes,
-                    head,
-                ),
+                        ("Docker-Content-Digest", digest.clone()),
+                    ];
+                    if mode.tag_schema_if_match {
+                        headers.push(("ETag", format!("\"{digest}\"")));
+                    }
+                    respond(stream, 200, &headers, bytes, head)
+                }
                 None => respond(
                     stream,
                     404,
@@ -436,6 +491,48 @@ fn manifests(
                 }
             };
             let mut s = state.lock().unwrap();
+            let key = (repo.to_string(), reference.to_string());
+            if mode.tag_schema_if_match
+                && req.headers.get("if-none-match").map(String::as_str) == Some("*")
+            {
+                conditional.conditional_puts.fetch_add(1, Ordering::SeqCst);
+                if s.tags.contains_key(&key) || mode.refuse_if_none_match {
+                    conditional
+                        .precondition_failed
+                        .fetch_add(1, Ordering::SeqCst);
+                    return respond(
+                        stream,
+                        412,
+                        &[],
+                        &error_body("PRECONDITION_FAILED", "the tag exists"),
+                        false,
+                    );
+                }
+            }
+            if let (true, Some(if_match)) = (mode.tag_schema_if_match, req.headers.get("if-match"))
+            {
+                conditional.conditional_puts.fetch_add(1, Ordering::SeqCst);
+                let interfere = conditional
+                    .interfere
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if interfere {
+                    add_foreign_entry(&mut s, &key);
+                }
+                let current = s.tags.get(&key).map(|d| format!("\"{d}\""));
+                if current.as_deref() != Some(if_match.as_str()) {
+                    conditional
+                        .precondition_failed
+                        .fetch_add(1, Ordering::SeqCst);
+                    return respond(
+                        stream,
+                        412,
+                        &[],
+                        &error_body("PRECONDITION_FAILED", "the manifest changed"),
+                        false,
+                    );
+                }
+            }
             // Every referenced blob must exist, as in the real registry.
             let mut referenced = Vec::new();
             if let Some(c) = parsed["config"]["digest"].as_str() {
@@ -469,7 +566,10 @@ fn manifests(
                 ("Docker-Content-Digest", digest.clone()),
                 ("Location", format!("/v2/{repo}/manifests/{digest}")),
             ];
-            if let Some(subject) = parsed["subject"]["digest"].as_str() {
+            if let (false, Some(subject)) = (
+                mode.tag_schema_if_match,
+                parsed["subject"]["digest"].as_str(),
+            ) {
                 headers.push(("OCI-Subject", subject.to_string()));
             }
             respond(stream, 201, &headers, b"", false)
@@ -601,4 +701,33 @@ fn uploads(
         }
         _ => respond(stream, 405, &[], b"", false),
     }
+}
+
+/// Another writer's update of the tagged index `key`: one more signature entry, retagged.
+fn add_foreign_entry(s: &mut State, key: &(String, String)) {
+    let Some(digest) = s.tags.get(key).cloned() else {
+        return;
+    };
+    let Some((media_type, bytes)) = s.manifests.get(&(key.0.clone(), digest)).cloned() else {
+        return;
+    };
+    let Ok(mut index) = serde_json::from_slice::<Value>(&bytes) else {
+        return;
+    };
+    let n = s.next_upload;
+    s.next_upload += 1;
+    let foreign = format!("foreign writer {n}");
+    if let Some(list) = index["manifests"].as_array_mut() {
+        list.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": sha256(foreign.as_bytes()),
+            "size": foreign.len(),
+            "artifactType": "application/vnd.cncf.notary.signature",
+        }));
+    }
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let digest = sha256(&bytes);
+    s.manifests
+        .insert((key.0.clone(), digest.clone()), (media_type, bytes));
+    s.tags.insert(key.clone(), digest);
 }

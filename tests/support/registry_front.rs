@@ -56,6 +56,16 @@ pub struct RegistryFront {
 impl RegistryFront {
     /// Listen on a free loopback port and relay to `upstream` (`127.0.0.1:PORT`, plain HTTP).
     pub fn start(upstream: &str, quirk: Quirk) -> RegistryFront {
+        RegistryFront::start_with(upstream, quirk, None)
+    }
+
+    /// Like [`RegistryFront::start`], but every blob GET is answered with a 307 redirect to
+    /// the same path on `blob_host` (as registries hand blobs to a storage service).
+    pub fn start_redirecting_blobs(upstream: &str, blob_host: &str) -> RegistryFront {
+        RegistryFront::start_with(upstream, Quirk::None, Some(blob_host.to_string()))
+    }
+
+    fn start_with(upstream: &str, quirk: Quirk, blob_host: Option<String>) -> RegistryFront {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind front");
         let host = listener.local_addr().expect("addr").to_string();
         listener.set_nonblocking(true).expect("nonblocking");
@@ -67,9 +77,10 @@ impl RegistryFront {
                 match listener.accept() {
                     Ok((sock, _)) => {
                         let (log, upstream) = (log.clone(), upstream.clone());
+                        let blob_host = blob_host.clone();
                         std::thread::spawn(move || {
                             let _ = sock.set_nonblocking(false);
-                            serve(sock, &upstream, quirk, &log);
+                            serve(sock, &upstream, quirk, blob_host.as_deref(), &log);
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -164,7 +175,13 @@ fn subject_of(body: &[u8]) -> Option<String> {
     Some(v.get("subject")?.get("digest")?.as_str()?.to_string())
 }
 
-fn serve(mut sock: TcpStream, upstream: &str, quirk: Quirk, log: &Mutex<Vec<SeenRequest>>) {
+fn serve(
+    mut sock: TcpStream,
+    upstream: &str,
+    quirk: Quirk,
+    blob_host: Option<&str>,
+    log: &Mutex<Vec<SeenRequest>>,
+) {
     let Some(req) = read_request(&mut sock) else {
         return;
     };
@@ -205,6 +222,14 @@ fn serve(mut sock: TcpStream, upstream: &str, quirk: Quirk, log: &Mutex<Vec<Seen
             }
             _ => {}
         }
+    }
+    if let (Some(to), true) = (
+        blob_host,
+        req.method == "GET" && path.contains("/blobs/sha256:"),
+    ) {
+        record(307);
+        let location = format!("http://{to}{}", req.target);
+        return respond(&mut sock, 307, &[("Location", &location)], b"");
     }
     if quirk == Quirk::RejectSubject && subject.is_some() {
         record(400);
