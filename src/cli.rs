@@ -25,6 +25,9 @@ pub enum Command {
     Sign(Box<SignArgs>),
     /// Verify artifacts against a notation trust policy and trust store.
     Verify(VerifyArgs),
+    /// Find the image references in Kubernetes manifests, Compose files, Dockerfiles and
+    /// workflows, and verify each distinct image once against the trust policy.
+    Check(Box<CheckArgs>),
     /// List the signatures of an artifact.
     List(ListArgs),
     /// Show every signature of an artifact in detail.
@@ -34,7 +37,8 @@ pub enum Command {
     Cert(CertCommand),
     /// Run as a GitHub Action: read INPUT_* variables, write GITHUB_OUTPUT and the step summary.
     Action {
-        /// Which action: sign (action.yml) or verify (verify/action.yml).
+        /// Which action: sign (action.yml), verify (verify/action.yml) or check
+        /// (check/action.yml).
         #[arg(value_enum, default_value_t = ActionKind::Sign)]
         kind: ActionKind,
     },
@@ -44,6 +48,7 @@ pub enum Command {
 pub enum ActionKind {
     Sign,
     Verify,
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,6 +296,54 @@ pub struct ListArgs {
     /// Give up after this many signatures.
     #[arg(long, default_value_t = 100)]
     pub max_signatures: usize,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// Which verdicts fail `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum FailOnArg {
+    /// Unsigned images only.
+    Unsigned,
+    /// Unsigned images and images whose signatures are not trusted.
+    Untrusted,
+    /// Anything not signed and trusted, including images that could not be checked.
+    #[default]
+    Any,
+    /// Never fail; report only.
+    None,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Files, directories or globs (`k8s/**/*.yaml`) relative to --root. Default: every
+    /// Dockerfile and YAML file under --root.
+    #[arg(value_name = "FILE|DIR|GLOB")]
+    pub patterns: Vec<String>,
+    /// The repository root; reported paths are relative to it.
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+    /// Trust policy file (default: notation's trustpolicy.oci.json, then trustpolicy.json).
+    #[arg(long)]
+    pub trust_policy: Option<PathBuf>,
+    /// notation configuration directory holding `truststore/` (default: $XDG_CONFIG_HOME/notation).
+    #[arg(long)]
+    pub trust_store: Option<PathBuf>,
+    /// Which results make the exit code 1.
+    #[arg(long, value_enum, default_value_t = FailOnArg::Any)]
+    pub fail_on: FailOnArg,
+    /// Give up after this many signatures per image.
+    #[arg(long, default_value_t = 100)]
+    pub max_signatures: usize,
+    /// Images checked at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// The registry host[:port] that --username/--password are for. Required with them: the
+    /// references come from the scanned files, so credentials go to no other registry.
+    #[arg(long, value_name = "HOST")]
+    pub registry_host: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]

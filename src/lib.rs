@@ -3,6 +3,7 @@
 //! The library knows nothing of GitHub Actions; the binary's `action` module is the only
 //! place that reads `INPUT_*` or writes workflow commands.
 
+pub mod check;
 pub mod crypto;
 pub mod envelope;
 pub mod inspect;

@@ -4,6 +4,7 @@
 mod action;
 mod cli;
 mod run;
+mod run_check;
 
 use std::process::ExitCode;
 

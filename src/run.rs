@@ -48,6 +48,10 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Action {
             kind: ActionKind::Verify,
         } => Ok(crate::action::run::verify_action().await),
+        Command::Action {
+            kind: ActionKind::Check,
+        } => Ok(crate::action::check::check_action().await),
+        Command::Check(args) => crate::run_check::run_check(*args).await,
         Command::Verify(args) => run_verify(args).await,
         Command::List(args) => run_inspect(args, false).await,
         Command::Inspect(args) => run_inspect(args, true).await,

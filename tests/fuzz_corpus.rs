@@ -18,6 +18,20 @@ fn targets() -> BTreeMap<&'static str, fn(&[u8])> {
             let _ = sign_action::envelope::verify_integrity(&env);
         }
     });
+    t.insert("check_scan", |data| {
+        use sign_action::check::scan::{scan_text, FileKind, Glob};
+        if let Ok(s) = std::str::from_utf8(data) {
+            let _ = scan_text(".github/workflows/x.yml", FileKind::Yaml, s);
+            let _ = scan_text("Dockerfile", FileKind::Dockerfile, s);
+            if let Some((pattern, path)) = s.split_once('\n') {
+                if pattern.len() < 64 {
+                    if let Ok(g) = Glob::new(pattern) {
+                        let _ = g.matches(path);
+                    }
+                }
+            }
+        }
+    });
     t.insert("cose", |data| {
         if let Ok(env) = sign_action::envelope::cose::parse(data) {
             let _ = sign_action::envelope::verify_integrity(&env);

@@ -4,6 +4,7 @@
 //! from a toolkit crate: the few that exist get the escaping wrong (unescaped `%`/CR/LF and
 //! properties, `::set-output` written into `GITHUB_OUTPUT`), and the escaping is the whole point.
 
+pub mod check;
 pub mod commands;
 pub mod inputs;
 pub mod outputs;

@@ -141,7 +141,7 @@ mod tests {
             let eq = line.find('=');
             let hd = line.find("<<");
             match (eq, hd) {
-                (Some(e), h) if !h.is_some_and(|h| h < e) => {
+                (Some(e), h) if h.is_none_or(|h| h >= e) => {
                     out.insert(line[..e].to_string(), line[e + 1..].to_string());
                 }
                 (_, Some(h)) => {

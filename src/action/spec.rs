@@ -122,6 +122,24 @@ pub const VERIFY_INPUTS: &[InputSpec] = &[
 
 pub const VERIFY_OUTPUTS: &[&str] = &["verified", "results"];
 
+/// `check/action.yml` (`action check`).
+pub const CHECK_INPUTS: &[InputSpec] = &[
+    input("files"),
+    with_default("fail-on", "any"),
+    input("trust-policy"),
+    input("trust-store"),
+    with_default("max-signatures", "100"),
+    with_default("check-run", "true"),
+    input("registry-host"),
+    input("registry-username"),
+    input("registry-password"),
+    GITHUB_TOKEN,
+    input("insecure-registries"),
+    input("registry-ca"),
+];
+
+pub const CHECK_OUTPUTS: &[&str] = &["checked", "failed", "results"];
+
 /// The runner's inputs seen through one action's declaration: literal defaults filled in, and
 /// every name read recorded (the drift test compares that record with the table).
 pub struct DeclaredInputs {
@@ -317,6 +335,58 @@ mod tests {
     }
 
     #[test]
+    fn check_action_yml_matches_the_code() {
+        check_against_yaml(
+            "check/action.yml",
+            CHECK_INPUTS,
+            CHECK_OUTPUTS,
+            &["action", "check"],
+        );
+    }
+
+    #[test]
+    fn every_check_output_written_is_declared() {
+        let source = include_str!("check.rs");
+        for (i, _) in source.match_indices("set_output(\"") {
+            let name = source[i + 12..].split('"').next().unwrap();
+            assert!(
+                CHECK_OUTPUTS.contains(&name),
+                "check.rs writes undeclared output {name}"
+            );
+        }
+        for name in CHECK_OUTPUTS {
+            assert!(
+                source.contains(&format!("set_output(\"{name}\"")),
+                "declared output {name} is never written"
+            );
+        }
+    }
+
+    #[test]
+    fn the_check_action_reads_every_declared_input() {
+        let store = tempfile::tempdir().unwrap();
+        let policy = r#"{"version":"1.0","trustPolicies":[{"name":"p","registryScopes":["*"],
+            "signatureVerification":{"level":"skip"}}]}"#;
+        let env = all_set(CHECK_INPUTS, |name| match name {
+            "files" => "k8s/**/*.yaml\nDockerfile".into(),
+            "fail-on" => "untrusted".into(),
+            "trust-policy" => policy.into(),
+            "trust-store" => store.path().display().to_string(),
+            "registry-ca" => {
+                "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n".into()
+            }
+            "max-signatures" => "5".into(),
+            "check-run" => "false".into(),
+            "registry-host" => "registry.example".into(),
+            _ => "x".into(),
+        });
+        let inputs = DeclaredInputs::from_env(env.iter().cloned(), CHECK_INPUTS);
+        super::super::check::check_settings_from_inputs(&inputs, &env).expect("every input valid");
+        let declared: BTreeSet<&str> = CHECK_INPUTS.iter().map(|s| s.name).collect();
+        assert_eq!(inputs.read_names(), declared, "declared but never read");
+    }
+
+    #[test]
     fn every_output_written_is_declared() {
         let source = include_str!("run.rs");
         let declared: BTreeSet<&str> = SIGN_OUTPUTS.iter().chain(VERIFY_OUTPUTS).copied().collect();
@@ -496,10 +566,10 @@ mod tests {
         format!(
             "{}{start}\n<!-- generated from {}: edit it, then regenerate -->\n{table}{}",
             &readme[..a],
-            if marker == "sign" {
-                "action.yml"
-            } else {
-                "verify/action.yml"
+            match marker {
+                "sign" => "action.yml",
+                "check" => "check/action.yml",
+                _ => "verify/action.yml",
             },
             &readme[b..]
         )
@@ -513,6 +583,7 @@ mod tests {
         let readme = std::fs::read_to_string(&path).unwrap();
         let mut fresh = splice(&readme, "sign", &render_table("action.yml"));
         fresh = splice(&fresh, "verify", &render_table("verify/action.yml"));
+        fresh = splice(&fresh, "check", &render_table("check/action.yml"));
         if fresh == readme {
             return;
         }

@@ -428,7 +428,7 @@ impl UriPattern {
         let url = url::Url::parse(literal).map_err(|e| {
             format!("{SAN_URI_PREFIX} value {literal:?} is not an absolute URI: {e}")
         })?;
-        if !url.host_str().is_some_and(|h| !h.is_empty()) {
+        if url.host_str().is_none_or(|h| h.is_empty()) {
             return Err(format!(
                 "{SAN_URI_PREFIX} value {literal:?} has no host; give the whole URI, e.g. https://github.com/OWNER/REPO/.github/workflows/FILE@REF"
             ));
@@ -554,7 +554,7 @@ fn parse_issuer(value: &str) -> Result<String, String> {
     }
     let url = url::Url::parse(value)
         .map_err(|e| format!("{FULCIO_ISSUER_PREFIX} value {value:?} is not a URL: {e}"))?;
-    if url.scheme() != "https" || !url.host_str().is_some_and(|h| !h.is_empty()) {
+    if url.scheme() != "https" || url.host_str().is_none_or(|h| h.is_empty()) {
         return Err(format!(
             "{FULCIO_ISSUER_PREFIX} value {value:?} must be an https URL (the token's `iss`), e.g. https://token.actions.githubusercontent.com"
         ));

@@ -380,7 +380,7 @@ fn vault_handler(req: &FakeRequest, state: &Mutex<State>, base: &str) -> FakeRes
             .iter()
             .enumerate()
             .rev()
-            .find(|(_, k)| k.name == name && version.map_or(true, |v| v == k.version))
+            .find(|(_, k)| k.name == name && version.is_none_or(|v| v == k.version))
             .map(|(i, _)| i)
     };
     match (req.method.as_str(), segments.as_slice()) {
