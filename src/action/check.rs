@@ -14,9 +14,10 @@ use sign_action::check::scan::file_kind;
 use sign_action::check::{collect_files, FailOn, Verdict};
 use sign_action::policy::TrustPolicyDocument;
 
+use super::run::{env_value, store_from_inputs, trust_inputs};
 use super::spec::{DeclaredInputs, CHECK_INPUTS};
 use super::summary::{render_table, text, Cell};
-use super::{pem_or_path, Action, AnnotationProps, Commands, Mode, Outputs};
+use super::{Action, AnnotationProps, Commands, Mode, Outputs};
 use crate::run::{
     load_policy, one_line, open_trust_store, verify_settings, StoreConfig, EXIT_FAILED, EXIT_OK,
     EXIT_USAGE,
@@ -48,13 +49,6 @@ pub(super) struct CheckSettings {
     pub github_token: Option<String>,
 }
 
-fn env_value<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    env.iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
-}
-
 pub(super) fn check_settings_from_inputs(
     inputs: &DeclaredInputs,
     env: &[(String, String)],
@@ -63,35 +57,9 @@ pub(super) fn check_settings_from_inputs(
     let fail_on = FailOn::parse(fail_on_text).with_context(|| {
         format!("input `fail-on` must be unsigned, untrusted, any or none, not {fail_on_text:?}")
     })?;
-    let policy = match inputs.get("trust-policy") {
-        Some(v) if v.trim_start().starts_with('{') => {
-            TrustPolicyDocument::parse_str(v).context("input `trust-policy` (inline JSON)")?
-        }
-        Some(path) => load_policy(Some(Path::new(path)))?,
-        None => load_policy(None)?,
-    };
-    let trust_store = open_trust_store(inputs.get("trust-store").map(Path::new))?;
-    let max_signatures: usize = inputs
-        .require("max-signatures")?
-        .parse()
-        .map_err(|_| anyhow::anyhow!("input `max-signatures` must be a whole number"))?;
-    let registry_ca_pem = match inputs.get("registry-ca") {
-        Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
-        None => Vec::new(),
-    };
-    let github_token = inputs
-        .get("github-token")
-        .map(String::from)
-        .or_else(|| env_value(env, "GITHUB_TOKEN").map(String::from));
-    let store = StoreConfig {
-        oci_layout: false,
-        username: inputs.get("registry-username").map(String::from),
-        password: inputs.get("registry-password").map(String::from),
-        github_token: github_token.clone(),
-        insecure_registries: inputs.get_multiline("insecure-registries"),
-        registry_ca_pem,
-        docker_config_dir: super::run::docker_config_dir(env),
-    };
+    let (policy, trust_store, max_signatures) = trust_inputs(inputs)?;
+    let store = store_from_inputs(inputs, env, false)?;
+    let github_token = store.github_token.clone();
     Ok(CheckSettings {
         patterns: inputs.get_multiline("files"),
         fail_on,

@@ -296,19 +296,8 @@ pub(super) fn sign_request_from_inputs<W: Write>(
         4,
     )?;
     settings.recursive = inputs.get_bool("recursive")?.unwrap_or_default();
-    let registry_ca_pem = match inputs.get("registry-ca") {
-        Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
-        None => Vec::new(),
-    };
-    let store = StoreConfig {
-        oci_layout: inputs.get_bool("oci-layout")?.unwrap_or_default(),
-        username: inputs.get("registry-username").map(String::from),
-        password: inputs.get("registry-password").map(String::from),
-        github_token: github_token(inputs, env),
-        insecure_registries: inputs.get_multiline("insecure-registries"),
-        registry_ca_pem,
-        docker_config_dir: docker_config_dir(env),
-    };
+    let oci_layout = inputs.get_bool("oci-layout")?.unwrap_or_default();
+    let store = store_from_inputs(inputs, env, oci_layout)?;
     if let Some(t) = &store.github_token {
         let _ = commands.register_secret(t);
     }
@@ -358,7 +347,7 @@ pub async fn verify_action_with<W: Write>(env: &[(String, String)], action: &mut
             let _ = action.commands.register_secret(value);
         }
     }
-    if let Some(t) = env_value(env, "GITHUB_TOKEN").filter(|t| !t.is_empty()) {
+    if let Some(t) = env_value(env, "GITHUB_TOKEN") {
         let _ = action.commands.register_secret(t);
     }
     if let Some(code) = install_plugin_input(&inputs, action).await {
@@ -498,12 +487,53 @@ async fn install_plugin_input<W: Write>(
     }
 }
 
-fn github_token(inputs: &DeclaredInputs, env: &[(String, String)]) -> Option<String> {
-    inputs.get("github-token").map(String::from).or_else(|| {
-        env_value(env, "GITHUB_TOKEN")
-            .filter(|t| !t.is_empty())
-            .map(String::from)
+pub(super) fn github_token(inputs: &DeclaredInputs, env: &[(String, String)]) -> Option<String> {
+    inputs
+        .get("github-token")
+        .map(String::from)
+        .or_else(|| env_value(env, "GITHUB_TOKEN").map(String::from))
+}
+
+/// The registry inputs every action shares (credentials, token, CA, insecure hosts) and the
+/// docker configuration the runner mounted.
+pub(super) fn store_from_inputs(
+    inputs: &DeclaredInputs,
+    env: &[(String, String)],
+    oci_layout: bool,
+) -> Result<StoreConfig> {
+    let registry_ca_pem = match inputs.get("registry-ca") {
+        Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
+        None => Vec::new(),
+    };
+    Ok(StoreConfig {
+        oci_layout,
+        username: inputs.get("registry-username").map(String::from),
+        password: inputs.get("registry-password").map(String::from),
+        github_token: github_token(inputs, env),
+        insecure_registries: inputs.get_multiline("insecure-registries"),
+        registry_ca_pem,
+        docker_config_dir: docker_config_dir(env),
     })
+}
+
+/// The trust policy (a path or inline JSON), the trust store and the signature limit, as the
+/// verify and check actions read them.
+pub(super) fn trust_inputs(
+    inputs: &DeclaredInputs,
+) -> Result<(TrustPolicyDocument, sign_action::policy::TrustStore, usize)> {
+    let policy = match inputs.get("trust-policy") {
+        Some(v) if v.trim_start().starts_with('{') => {
+            TrustPolicyDocument::parse_str(v).context("input `trust-policy` (inline JSON)")?
+        }
+        Some(path) => load_policy(Some(Path::new(path)))?,
+        None => load_policy(None)?,
+    };
+    let trust_store = open_trust_store(inputs.get("trust-store").map(Path::new))?;
+    let max_signatures = inputs
+        .require("max-signatures")?
+        .parse()
+        .map_err(|_| anyhow::anyhow!("input `max-signatures` must be a whole number"))?;
+    Ok((policy, trust_store, max_signatures))
 }
 
 /// The KMS key source from the `kms` inputs; endpoint overrides and the region fallback come
@@ -523,11 +553,7 @@ fn kms_key_source(
         "aws" => crate::cli::KmsProvider::Aws,
         other => anyhow::bail!("input `kms` must be azure or aws, not {other:?}"),
     };
-    let owned = |name: &str| {
-        env_value(env, name)
-            .filter(|v| !v.is_empty())
-            .map(String::from)
-    };
+    let owned = |name: &str| env_value(env, name).map(String::from);
     let settings = KmsSettings {
         provider,
         key: inputs
@@ -560,8 +586,13 @@ fn kms_key_source(
         .map(Some)
 }
 
-fn env_value<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+/// A variable of the step's environment; set-but-empty counts as unset, as the runner passes
+/// unset expressions as empty strings.
+pub(super) fn env_value<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    env.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
 }
 
 /// Where the docker `config.json` written by `docker/login-action` is, seen from inside the
@@ -570,13 +601,13 @@ fn env_value<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// (`/github/home`). So a `DOCKER_CONFIG` under it that does not exist here is translated;
 /// one that exists is used as is; otherwise `None` (the usual `$DOCKER_CONFIG`/`~/.docker`).
 pub fn docker_config_dir(env: &[(String, String)]) -> Option<PathBuf> {
-    let configured = PathBuf::from(env_value(env, "DOCKER_CONFIG").filter(|v| !v.is_empty())?);
+    let configured = PathBuf::from(env_value(env, "DOCKER_CONFIG")?);
     if configured.join("config.json").is_file() {
         return Some(configured);
     }
     let runner_home = Path::new(env_value(env, "RUNNER_TEMP")?).join("_github_home");
     let rest = configured.strip_prefix(&runner_home).ok()?;
-    let home = env_value(env, "HOME").filter(|h| !h.is_empty())?;
+    let home = env_value(env, "HOME")?;
     let translated = Path::new(home).join(rest);
     translated
         .join("config.json")
@@ -592,18 +623,7 @@ pub(super) fn verify_request_from_inputs(
     if references.is_empty() {
         anyhow::bail!("input `images` is required: one artifact reference per line");
     }
-    let policy = match inputs.get("trust-policy") {
-        Some(v) if v.trim_start().starts_with('{') => {
-            TrustPolicyDocument::parse_str(v).context("input `trust-policy` (inline JSON)")?
-        }
-        Some(path) => load_policy(Some(Path::new(path)))?,
-        None => load_policy(None)?,
-    };
-    let trust_store = open_trust_store(inputs.get("trust-store").map(Path::new))?;
-    let max_signatures = inputs
-        .require("max-signatures")?
-        .parse()
-        .map_err(|_| anyhow::anyhow!("input `max-signatures` must be a whole number"))?;
+    let (policy, trust_store, max_signatures) = trust_inputs(inputs)?;
     plugin_download(inputs)?;
     let settings = VerifySettings {
         plugin_config: parse_plugin_config(&inputs.get_multiline("plugin-config"))
@@ -613,25 +633,14 @@ pub(super) fn verify_request_from_inputs(
             .unwrap_or_default(),
         ..verify_settings(max_signatures, &inputs.get_multiline("user-metadata"), None)?
     };
-    let registry_ca_pem = match inputs.get("registry-ca") {
-        Some(v) => vec![pem_or_path(v).context("input `registry-ca`")?],
-        None => Vec::new(),
-    };
+    let oci_layout = inputs.get_bool("oci-layout")?.unwrap_or_default();
     Ok(VerifyRequest {
         references,
         policy,
         trust_store,
         scope: inputs.get("scope").map(String::from),
         settings,
-        store: StoreConfig {
-            oci_layout: inputs.get_bool("oci-layout")?.unwrap_or_default(),
-            username: inputs.get("registry-username").map(String::from),
-            password: inputs.get("registry-password").map(String::from),
-            github_token: github_token(inputs, env),
-            insecure_registries: inputs.get_multiline("insecure-registries"),
-            registry_ca_pem,
-            docker_config_dir: docker_config_dir(env),
-        },
+        store: store_from_inputs(inputs, env, oci_layout)?,
         recursive: inputs.get_bool("recursive")?.unwrap_or_default(),
     })
 }
