@@ -111,6 +111,20 @@ impl KeySpec {
         }
     }
 
+    /// Length of a raw Notary signature by this key: RSASSA-PSS signatures are modulus-sized,
+    /// ECDSA ones fixed-width R‖S (twice the field size). Signers that get signatures from
+    /// elsewhere (HSMs, KMS) check what they receive against it.
+    pub fn raw_signature_len(self) -> usize {
+        match self {
+            KeySpec::Rsa2048 => 256,
+            KeySpec::Rsa3072 => 384,
+            KeySpec::Rsa4096 => 512,
+            KeySpec::EcP256 => 64,
+            KeySpec::EcP384 => 96,
+            KeySpec::EcP521 => 132,
+        }
+    }
+
     /// Name used by the notation plugin protocol (`RSA-2048`, `EC-256`, …).
     pub fn name(self) -> &'static str {
         match self {

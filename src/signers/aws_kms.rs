@@ -37,7 +37,7 @@ use zeroize::Zeroizing;
 
 use super::kms::{
     check_returned_signature, ecdsa_der_to_fixed, leaf_key_spec, same_public_key,
-    sanitise_service_text, signature_len, MAX_ANSWER_BYTES, REQUEST_TIMEOUT,
+    sanitise_service_text, MAX_ANSWER_BYTES, REQUEST_TIMEOUT,
 };
 use crate::crypto::{CryptoError, KeySpec, Signer};
 use crate::oidc::IdToken;
@@ -472,11 +472,11 @@ impl Signer for AwsKmsSigner {
         } else {
             raw
         };
-        if signature.len() != signature_len(self.spec) {
+        if signature.len() != self.spec.raw_signature_len() {
             return Err(CryptoError::SigningFailed(format!(
                 "AWS KMS Sign returned a {}-byte signature, expected {} for {}",
                 signature.len(),
-                signature_len(self.spec),
+                self.spec.raw_signature_len(),
                 self.spec.name()
             )));
         }

@@ -35,8 +35,8 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::kms::{
-    check_returned_signature, leaf_key_spec, sanitise_service_text, signature_len,
-    MAX_ANSWER_BYTES, REQUEST_TIMEOUT,
+    check_returned_signature, leaf_key_spec, sanitise_service_text, MAX_ANSWER_BYTES,
+    REQUEST_TIMEOUT,
 };
 use crate::crypto::{CryptoError, KeySpec, Signer};
 use crate::oidc::IdToken;
@@ -646,11 +646,11 @@ impl Signer for AzureKeyVaultSigner {
                 )
             })?;
         // Key Vault returns PSS signatures modulus-sized and ECDSA as fixed-width R‖S (JWA).
-        if signature.len() != signature_len(self.spec) {
+        if signature.len() != self.spec.raw_signature_len() {
             return Err(CryptoError::SigningFailed(format!(
                 "Azure Key Vault returned a {}-byte signature, expected {} for {}",
                 signature.len(),
-                signature_len(self.spec),
+                self.spec.raw_signature_len(),
                 self.spec.name()
             )));
         }

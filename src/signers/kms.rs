@@ -139,18 +139,6 @@ pub(crate) fn ecdsa_der_to_fixed(der_sig: &[u8], spec: KeySpec) -> Result<Vec<u8
     Ok(out)
 }
 
-/// Expected raw signature length for a Notary key (PSS: modulus size; ECDSA: 2 × field size).
-pub(crate) fn signature_len(spec: KeySpec) -> usize {
-    match spec {
-        KeySpec::Rsa2048 => 256,
-        KeySpec::Rsa3072 => 384,
-        KeySpec::Rsa4096 => 512,
-        KeySpec::EcP256 => 64,
-        KeySpec::EcP384 => 96,
-        KeySpec::EcP521 => 132,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

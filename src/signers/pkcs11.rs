@@ -350,7 +350,7 @@ impl Inner {
         let signature = session
             .sign(&mechanism, self.key, &data)
             .map_err(|e| CryptoError::SigningFailed(format!("PKCS#11 C_Sign: {e}")))?;
-        let expected = expected_signature_len(self.spec);
+        let expected = self.spec.raw_signature_len();
         if signature.len() != expected {
             return Err(CryptoError::SigningFailed(format!(
                 "the token returned a {}-byte signature, expected {expected} for {}",
@@ -359,18 +359,6 @@ impl Inner {
             )));
         }
         Ok(signature)
-    }
-}
-
-/// PSS signatures are modulus-sized; PKCS#11 ECDSA signatures are fixed-width r‖s.
-fn expected_signature_len(spec: KeySpec) -> usize {
-    match spec {
-        KeySpec::Rsa2048 => 256,
-        KeySpec::Rsa3072 => 384,
-        KeySpec::Rsa4096 => 512,
-        KeySpec::EcP256 => 64,
-        KeySpec::EcP384 => 96,
-        KeySpec::EcP521 => 132,
     }
 }
 

@@ -161,7 +161,7 @@ fn format_time(t: SystemTime) -> String {
 
 /// The single extension with `oid`, if present; a repeated extension is an error (RFC 5280
 /// forbids it and Go refuses such certificates).
-fn extension(
+pub(crate) fn extension(
     cert: &Certificate,
     oid: ObjectIdentifier,
 ) -> Result<Option<&x509_cert::ext::Extension>, String> {

@@ -173,22 +173,9 @@ pub fn subject_alt_names(cert: &Certificate) -> Result<(Vec<String>, Vec<String>
     Ok((uris, emails))
 }
 
+/// The value of the single extension with `oid` (a repeated one is refused, as for chains).
 fn single_extension(cert: &Certificate, oid: ObjectIdentifier) -> Result<Option<&[u8]>, String> {
-    let mut found = None;
-    for ext in cert
-        .parsed()
-        .tbs_certificate
-        .extensions
-        .iter()
-        .flatten()
-        .filter(|e| e.extn_id == oid)
-    {
-        if found.is_some() {
-            return Err(format!("extension {oid} appears more than once"));
-        }
-        found = Some(ext.extn_value.as_bytes());
-    }
-    Ok(found)
+    Ok(super::chain::extension(cert, oid)?.map(|e| e.extn_value.as_bytes()))
 }
 
 fn checked(oid: ObjectIdentifier, bytes: &[u8]) -> Result<String, String> {
