@@ -134,98 +134,11 @@ fn openssl(before: &[&str], a: &Path, middle: &[&str], b: &Path) {
     check(&out, "openssl");
 }
 
-fn run_openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl");
-    check(&out, &format!("openssl {}", args.join(" ")));
-}
-
-/// A file-based root CA and a code-signing leaf for `pubkey_pem` (the token's key).
+/// A fresh test root and a code-signing leaf for `pubkey_pem` (the token's key).
 /// Returns (leaf PEM, chain PEM leaf+root, root PEM).
 fn issue_for(dir: &Path, name: &str, pubkey_pem: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let root_key = format!("{name}-root.key");
-    let root = format!("{name}-root.pem");
-    run_openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-nodes",
-            "-newkey",
-            "rsa:3072",
-            "-keyout",
-            &root_key,
-            "-out",
-            &root,
-            "-days",
-            "30",
-            "-subj",
-            &format!("/C=US/O=Notary Test/CN={name} HSM Root"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    // `x509 -req` needs some CSR; -force_pubkey replaces its key with the token's.
-    let throwaway = format!("{name}-csr.key");
-    let csr = format!("{name}.csr");
-    run_openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-keyout",
-            &throwaway,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/C=US/ST=WA/L=Seattle/O=Notary Test/CN={name}"),
-        ],
-    );
-    let ext = format!("{name}.ext");
-    std::fs::write(
-        dir.join(&ext),
-        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
-    )
-    .expect("ext");
-    let leaf = format!("{name}.pem");
-    run_openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-force_pubkey",
-            pubkey_pem.to_str().expect("utf-8 path"),
-            "-CA",
-            &root,
-            "-CAkey",
-            &root_key,
-            "-set_serial",
-            "0x1234abcd",
-            "-days",
-            "10",
-            "-extfile",
-            &ext,
-            "-out",
-            &leaf,
-        ],
-    );
-    let chain = dir.join(format!("{name}-chain.pem"));
-    let mut pem = std::fs::read(dir.join(&leaf)).expect("leaf");
-    pem.extend(std::fs::read(dir.join(&root)).expect("root"));
-    std::fs::write(&chain, pem).expect("chain");
-    (dir.join(leaf), chain, dir.join(root))
+    let issued = support::issue_for_public_key(dir, name, pubkey_pem);
+    (issued.leaf, issued.chain, issued.root)
 }
 
 fn bin(hsm: &Hsm) -> Command {

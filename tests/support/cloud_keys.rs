@@ -2,8 +2,7 @@
 //! and test certificates for them issued by a file-based CA with the openssl CLI.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use aws_lc_rs::digest::{Digest, SHA256, SHA384, SHA512};
 use aws_lc_rs::encoding::AsDer;
@@ -201,126 +200,13 @@ impl FakeKey {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+pub use crate::support::IssuedCert;
 
-/// A test root CA (RSA-3072) and a code-signing leaf certificate for `key`'s public key
-/// (`x509 -req -force_pubkey`, as a CA would certify a KMS key from its public key).
-pub struct IssuedCert {
-    pub leaf: PathBuf,
-    /// leaf then root, PEM
-    pub chain: PathBuf,
-    pub root: PathBuf,
-}
-
-impl IssuedCert {
-    pub fn leaf_der(&self) -> Vec<u8> {
-        use rustls_pki_types::pem::PemObject;
-        rustls_pki_types::CertificateDer::from_pem_file(&self.leaf)
-            .expect("leaf PEM")
-            .as_ref()
-            .to_vec()
-    }
-}
-
+/// A leaf certificate for `key`'s public key under a fresh test root.
 pub fn issue_certificate(dir: &Path, name: &str, key: &FakeKey) -> IssuedCert {
-    let root_key = format!("{name}-root.key");
-    let root = format!("{name}-root.pem");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-nodes",
-            "-newkey",
-            "rsa:3072",
-            "-keyout",
-            &root_key,
-            "-out",
-            &root,
-            "-days",
-            "30",
-            "-subj",
-            &format!("/C=US/O=Notary Test/CN={name} KMS Root"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    let pubkey = format!("{name}.pub.pem");
-    std::fs::write(dir.join(&pubkey), key.public_pem()).unwrap();
-    // `x509 -req` needs some CSR; -force_pubkey replaces its key with the KMS key.
-    let csr_key = format!("{name}-csr.key");
-    let csr = format!("{name}.csr");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-keyout",
-            &csr_key,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/C=US/ST=WA/L=Seattle/O=Notary Test/CN={name}"),
-        ],
-    );
-    let ext = format!("{name}.ext");
-    std::fs::write(
-        dir.join(&ext),
-        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
-    )
-    .unwrap();
-    let leaf = format!("{name}.pem");
-    let serial = format!("0x{}", crate::support::random_hex(8));
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-force_pubkey",
-            &pubkey,
-            "-CA",
-            &root,
-            "-CAkey",
-            &root_key,
-            "-set_serial",
-            &serial,
-            "-days",
-            "10",
-            "-extfile",
-            &ext,
-            "-out",
-            &leaf,
-        ],
-    );
-    let chain = dir.join(format!("{name}-chain.pem"));
-    let mut pem = std::fs::read(dir.join(&leaf)).unwrap();
-    pem.extend(std::fs::read(dir.join(&root)).unwrap());
-    std::fs::write(&chain, pem).unwrap();
-    IssuedCert {
-        leaf: dir.join(leaf),
-        chain,
-        root: dir.join(root),
-    }
+    let pubkey = dir.join(format!("{name}.pub.pem"));
+    std::fs::write(&pubkey, key.public_pem()).unwrap();
+    crate::support::issue_for_public_key(dir, name, &pubkey)
 }
 
 pub fn b64url(data: &[u8]) -> String {

@@ -711,3 +711,111 @@ impl TokenServer {
         TokenServer { server, auth, dir }
     }
 }
+
+/// A test root CA (RSA-3072) and a code-signing leaf certificate for a public key held
+/// elsewhere — an HSM, a KMS — (`x509 -req -force_pubkey`, as a CA certifies a key it never
+/// holds).
+pub struct IssuedCert {
+    pub leaf: PathBuf,
+    /// leaf then root, PEM
+    pub chain: PathBuf,
+    pub root: PathBuf,
+}
+
+impl IssuedCert {
+    pub fn leaf_der(&self) -> Vec<u8> {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::CertificateDer::from_pem_file(&self.leaf)
+            .expect("leaf PEM")
+            .as_ref()
+            .to_vec()
+    }
+}
+
+pub fn issue_for_public_key(dir: &Path, name: &str, pubkey_pem: &Path) -> IssuedCert {
+    let root_key = format!("{name}-root.key");
+    let root = format!("{name}-root.pem");
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-nodes",
+            "-newkey",
+            "rsa:3072",
+            "-keyout",
+            &root_key,
+            "-out",
+            &root,
+            "-days",
+            "30",
+            "-subj",
+            &format!("/C=US/O=Notary Test/CN={name} Root"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        dir,
+    );
+    // `x509 -req` needs some CSR; -force_pubkey replaces its key with the one given.
+    let csr_key = format!("{name}-csr.key");
+    let csr = format!("{name}.csr");
+    openssl(
+        &[
+            "req",
+            "-new",
+            "-nodes",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-keyout",
+            &csr_key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/C=US/ST=WA/L=Seattle/O=Notary Test/CN={name}"),
+        ],
+        dir,
+    );
+    let ext = format!("{name}.ext");
+    std::fs::write(
+        dir.join(&ext),
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    )
+    .unwrap();
+    let leaf = format!("{name}.pem");
+    let serial = format!("0x{}", random_hex(8));
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-force_pubkey",
+            pubkey_pem.to_str().expect("utf-8 path"),
+            "-CA",
+            &root,
+            "-CAkey",
+            &root_key,
+            "-set_serial",
+            &serial,
+            "-days",
+            "10",
+            "-extfile",
+            &ext,
+            "-out",
+            &leaf,
+        ],
+        dir,
+    );
+    let chain = dir.join(format!("{name}-chain.pem"));
+    let mut pem = std::fs::read(dir.join(&leaf)).unwrap();
+    pem.extend(std::fs::read(dir.join(&root)).unwrap());
+    std::fs::write(&chain, pem).unwrap();
+    IssuedCert {
+        leaf: dir.join(leaf),
+        chain,
+        root: dir.join(root),
+    }
+}
