@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use super::http1::{forward_head, read_request, Request};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     Forward,
@@ -157,64 +159,6 @@ impl Drop for FaultProxy {
     }
 }
 
-struct Request {
-    method: String,
-    target: String,
-    /// Head lines after the request line, `Connection` and `Content-Length` removed.
-    headers: Vec<String>,
-    body: Vec<u8>,
-}
-
-fn read_request(s: &mut TcpStream) -> Option<Request> {
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = s.read(&mut chunk).ok()?;
-        if n == 0 || buf.len() > 1 << 20 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let method = first.next()?.to_string();
-    let target = first.next()?.to_string();
-    let mut len = 0usize;
-    let mut headers = Vec::new();
-    for l in lines {
-        let name = l
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if name == "content-length" {
-            len = l.split_once(':')?.1.trim().parse().ok()?;
-        } else if name != "connection" {
-            headers.push(l.to_string());
-        }
-    }
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < len {
-        let n = s.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Some(Request {
-        method,
-        target,
-        headers,
-        body,
-    })
-}
-
 fn respond(mut s: TcpStream, status: &str, extra: &str) {
     let _ = write!(
         s,
@@ -228,16 +172,7 @@ fn respond(mut s: TcpStream, status: &str, extra: &str) {
 fn relay(req: &Request, upstream: &str) -> Option<Vec<u8>> {
     let mut up = TcpStream::connect(upstream).ok()?;
     let _ = up.set_read_timeout(Some(Duration::from_secs(20)));
-    let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.target);
-    for h in &req.headers {
-        head.push_str(h);
-        head.push_str("\r\n");
-    }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        req.body.len()
-    ));
-    up.write_all(head.as_bytes()).ok()?;
+    up.write_all(forward_head(req).as_bytes()).ok()?;
     up.write_all(&req.body).ok()?;
     let mut response = Vec::new();
     up.read_to_end(&mut response).ok()?;

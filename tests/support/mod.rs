@@ -10,6 +10,7 @@
 pub mod fake_http;
 pub mod fault_proxy;
 pub mod fulcio;
+pub mod http1;
 pub mod oci_server;
 pub mod oidc;
 pub mod registry_front;

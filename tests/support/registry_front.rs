@@ -9,6 +9,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+use super::http1::{forward_head, read_request};
 use std::time::Duration;
 
 /// What the front does differently from the registry behind it.
@@ -105,57 +107,6 @@ impl Drop for RegistryFront {
     }
 }
 
-struct Request {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-fn read_request(sock: &mut TcpStream) -> Option<Request> {
-    let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = sock.read(&mut chunk).ok()?;
-        if n == 0 || buf.len() > 1 << 20 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let method = first.next()?.to_string();
-    let target = first.next()?.to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < len {
-        let n = sock.read(&mut chunk).ok()?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Some(Request {
-        method,
-        target,
-        headers,
-        body,
-    })
-}
-
 fn respond(sock: &mut TcpStream, status: u16, headers: &[(&str, &str)], body: &[u8]) {
     let mut out = format!(
         "HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -246,17 +197,7 @@ fn serve(
         return respond(&mut sock, 502, &[], b"");
     };
     let _ = up.set_read_timeout(Some(Duration::from_secs(20)));
-    let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.target);
-    for (k, v) in &req.headers {
-        if k.eq_ignore_ascii_case("connection") || k.eq_ignore_ascii_case("content-length") {
-            continue;
-        }
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        req.body.len()
-    ));
+    let head = forward_head(&req);
     if up.write_all(head.as_bytes()).is_err() || up.write_all(&req.body).is_err() {
         record(502);
         return respond(&mut sock, 502, &[], b"");
