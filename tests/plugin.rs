@@ -636,8 +636,8 @@ fn missing_plugin_is_named() {
 
 mod verify_vector {
     use super::*;
-    use crate::one_signature::OneSignatureStore;
-    use sign_action::oci::{Descriptor, Reference};
+    use crate::one_signature::{vector_subject, OneSignatureStore};
+    use sign_action::oci::Reference;
     use sign_action::policy::{TrustPolicyDocument, TrustStore};
     use sign_action::verify::{verify_artifact, EffectivePolicy, VerifySettings};
 
@@ -687,14 +687,7 @@ mod verify_vector {
         };
         let envelope =
             std::fs::read(vector("envelopes-mock/ca_plugin_sig_env.json")).expect("envelope");
-        let storage = OneSignatureStore::with_subject(
-            Descriptor::new(
-                "application/vnd.docker.distribution.manifest.v2+json",
-                "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
-                528,
-            ),
-            envelope,
-        );
+        let storage = OneSignatureStore::with_subject(vector_subject(), envelope);
         let result = runtime().block_on(verify_artifact(
             &storage, REFERENCE, &reference, &effective, &settings,
         ));

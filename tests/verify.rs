@@ -701,7 +701,7 @@ fn derived_jws_envelopes() {
 
 mod mock {
     use super::*;
-    use crate::one_signature::OneSignatureStore;
+    use crate::one_signature::{vector_subject, OneSignatureStore};
     use sign_action::oci::Reference;
     use sign_action::policy::{TrustPolicyDocument, TrustStore};
     use sign_action::revocation::RevocationChecker;
@@ -732,14 +732,7 @@ mod mock {
             ..VerifySettings::default()
         };
         let envelope = std::fs::read(vector(&format!("envelopes-mock/{file}"))).unwrap();
-        let storage = OneSignatureStore::with_subject(
-            Descriptor::new(
-                "application/vnd.docker.distribution.manifest.v2+json",
-                "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
-                528,
-            ),
-            envelope,
-        );
+        let storage = OneSignatureStore::with_subject(vector_subject(), envelope);
         let result = verify_artifact(&storage, REFERENCE, &reference, &effective, &settings).await;
         serde_json::to_value(&result).unwrap()
     }

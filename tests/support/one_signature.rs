@@ -53,6 +53,16 @@ impl OneSignatureStore {
     }
 }
 
+/// The subject of notation-go's signature vectors (tests/fixtures/vectors: the
+/// `net-monitor` image manifest their payloads name).
+pub fn vector_subject() -> Descriptor {
+    Descriptor::new(
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
+        528,
+    )
+}
+
 fn media_type_of(envelope: &[u8]) -> &'static str {
     if envelope.first() == Some(&b'{') {
         "application/jose+json"
