@@ -165,15 +165,17 @@ impl GitHubClient {
             url: api_url.to_string(),
             message: message.to_string(),
         };
+        // The token goes to this URL: the same https-or-loopback rule as every other client.
+        crate::net::secure_url(api_url).map_err(|e| match e {
+            crate::net::NetError::InsecureUrl { why, .. } => invalid(why),
+            other => invalid(&other.to_string()),
+        })?;
         let base: Uri = api_url
             .trim_end_matches('/')
             .parse()
             .map_err(|_| invalid("not a URL"))?;
-        let host = base.host().ok_or_else(|| invalid("no host"))?;
-        match base.scheme_str() {
-            Some("https") => {}
-            Some("http") if crate::oci::registry::is_loopback(host.trim_matches(['[', ']'])) => {}
-            _ => return Err(invalid("use https (plain http only to a loopback host)")),
+        if base.host().is_none() {
+            return Err(invalid("no host"));
         }
         let (owner, repo) = repository
             .split_once('/')
